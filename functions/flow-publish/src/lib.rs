@@ -1,0 +1,12 @@
+//! `POST /v1/flows/{flow}/publish`: Publish the draft (or roll back to `version`): it becomes `ACTIVE`, the previous `ACTIVE` one `ARCHIVED`, atomically.
+
+use flowline_core::flows::{FlowRef, service};
+use flowline_core::http::StatusCode;
+use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
+
+pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
+    let caller = request.writer()?;
+    let reference = FlowRef::parse(request.path_param("flow"))?;
+    let flow = service::publish(app, caller, &reference, request.json_object_or_empty()?).await?;
+    Ok(ApiResponse::resource(StatusCode::OK, &flow))
+}

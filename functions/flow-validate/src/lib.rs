@@ -1,0 +1,11 @@
+//! `POST /v1/flows/validate`: Dry run of a create body: `{valid, problems}`; stores nothing.
+
+use flowline_core::flows;
+use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
+
+pub async fn handle(_app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
+    request.writer()?;
+    let body = request.json_object()?;
+    let (_, problems) = flows::read_flow_fields(body, true);
+    Ok(ApiResponse::ok(&serde_json::json!({ "valid": problems.is_empty(), "problems": problems })))
+}

@@ -1,0 +1,200 @@
+//! API keys: `pk_…` (public: reads) and `sk_…` (private: everything), each of one organization.
+//! Only the SHA-256 of a key is stored, in the keys table (item `KEY#<hash>`), with its
+//! organization, kind and name; an index item per organization lists them for the admin command.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ApiError, ApiResult};
+use crate::store::{Expect, Key, Query, SortRange, StoreError, Table, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    Public,
+    Private,
+}
+
+impl KeyKind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Public => "pk_",
+            Self::Private => "sk_",
+        }
+    }
+
+    pub fn of_key(key: &str) -> Option<Self> {
+        if key.starts_with("pk_") {
+            Some(Self::Public)
+        } else if key.starts_with("sk_") {
+            Some(Self::Private)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Private => "private",
+        }
+    }
+}
+
+/// Who is calling: what the authorizer hands to every route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub organization_id: String,
+    pub kind: KeyKind,
+    pub key_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredKey {
+    pub organization_id: String,
+    pub kind: KeyKind,
+    pub name: String,
+    pub hash_prefix: String,
+    pub created_at: String,
+    #[serde(default)]
+    pub revoked_at: Option<String>,
+}
+
+pub fn hash_key(key: &str) -> String {
+    Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key in an `Authorization` header: `Bearer <key>` or the bare key.
+pub fn key_from_header(authorization: &str) -> Option<&str> {
+    let value = authorization.trim();
+    let key = match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        Some(_) => return None,
+        None => value,
+    };
+    (KeyKind::of_key(key).is_some() && key.len() <= 200).then_some(key)
+}
+
+/// The keys table, for the authorizer, the local server and the admin command.
+#[derive(Clone)]
+pub struct KeyStore {
+    table: Arc<dyn Table>,
+}
+
+fn key_item(hash: &str) -> Key {
+    Key::new(format!("KEY#{hash}"), "KEY")
+}
+
+fn organization_keys(organization_id: &str) -> String {
+    format!("ORG#{organization_id}#KEYS")
+}
+
+impl KeyStore {
+    pub fn new(table: Arc<dyn Table>) -> Self {
+        Self { table }
+    }
+
+    /// The caller behind an `Authorization` header; 401 for anything but a live key.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> ApiResult<Caller> {
+        let key = authorization.and_then(key_from_header).ok_or_else(ApiError::unauthorized)?;
+        let hash = hash_key(key);
+        let item = self.table.get(&key_item(&hash)).await?.ok_or_else(ApiError::unauthorized)?;
+        let stored: StoredKey = item.decode()?;
+        // The prefix says the kind; a stored kind that disagrees means a forged or broken record.
+        if stored.revoked_at.is_some() || KeyKind::of_key(key) != Some(stored.kind) {
+            return Err(ApiError::unauthorized());
+        }
+        Ok(Caller { organization_id: stored.organization_id, kind: stored.kind, key_name: stored.name })
+    }
+
+    /// Stores a key (by hash). Registering the same key again with the same owner is a no-op.
+    pub async fn register(&self, key: &str, organization_id: &str, name: &str, created_at: &str) -> Result<StoredKey, StoreError> {
+        let kind = KeyKind::of_key(key).ok_or_else(|| StoreError::Corrupt("keys start with pk_ or sk_".into()))?;
+        let hash = hash_key(key);
+        let stored = StoredKey {
+            organization_id: organization_id.to_owned(),
+            kind,
+            name: name.to_owned(),
+            hash_prefix: hash[..8].to_owned(),
+            created_at: created_at.to_owned(),
+            revoked_at: None,
+        };
+        let index = Key::new(organization_keys(organization_id), format!("{name}#{}", &hash[..8]));
+        let writes = vec![
+            Write::put(key_item(&hash), &stored, Expect::Absent)?,
+            Write::put(index, &serde_json::json!({ "hash": hash }), Expect::Anything)?,
+        ];
+        match self.table.write(writes).await {
+            Err(StoreError::ConditionFailed) => {
+                let existing: StoredKey = self
+                    .table
+                    .get(&key_item(&hash))
+                    .await?
+                    .ok_or(StoreError::ConditionFailed)?
+                    .decode()?;
+                if existing.organization_id == organization_id {
+                    Ok(existing)
+                } else {
+                    Err(StoreError::Corrupt("that key already belongs to another organization".into()))
+                }
+            }
+            Err(err) => Err(err),
+            Ok(()) => Ok(stored),
+        }
+    }
+
+    /// Creates a new random key; the plaintext is returned once and never stored.
+    pub async fn create(&self, organization_id: &str, kind: KeyKind, name: &str, created_at: &str) -> Result<(String, StoredKey), StoreError> {
+        let key = format!("{}{}", kind.prefix(), crate::ids::random_token(40));
+        let stored = self.register(&key, organization_id, name, created_at).await?;
+        Ok((key, stored))
+    }
+
+    pub async fn list(&self, organization_id: &str) -> Result<Vec<StoredKey>, StoreError> {
+        let mut query = Query::partition(organization_keys(organization_id));
+        query.range = SortRange::All;
+        query.limit = 1000;
+        let index = self.table.query(&query).await?;
+        let keys: Vec<Key> = index
+            .iter()
+            .filter_map(|item| item.doc.get("hash").and_then(|h| h.as_str()).map(key_item))
+            .collect();
+        let items = self.table.get_many(&keys).await?;
+        items.into_iter().flatten().map(|item| item.decode()).collect()
+    }
+
+    /// Revokes the organization's key whose hash starts with `hash_prefix` (as `list` shows).
+    pub async fn revoke(&self, organization_id: &str, hash_prefix: &str, revoked_at: &str) -> Result<bool, StoreError> {
+        let mut query = Query::partition(organization_keys(organization_id));
+        query.limit = 1000;
+        for index in self.table.query(&query).await? {
+            let Some(hash) = index.doc.get("hash").and_then(|h| h.as_str()) else { continue };
+            if !hash.starts_with(hash_prefix) || hash_prefix.len() < 8 {
+                continue;
+            }
+            let Some(item) = self.table.get(&key_item(hash)).await? else { continue };
+            let mut stored: StoredKey = item.decode()?;
+            stored.revoked_at = Some(revoked_at.to_owned());
+            self.table.write(vec![Write::put(key_item(hash), &stored, Expect::Revision(item.rev))?]).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_and_bare_keys_are_read() {
+        assert_eq!(key_from_header("Bearer sk_abc"), Some("sk_abc"));
+        assert_eq!(key_from_header("bearer   pk_abc "), Some("pk_abc"));
+        assert_eq!(key_from_header("sk_abc"), Some("sk_abc"));
+        assert_eq!(key_from_header("Basic sk_abc"), None);
+        assert_eq!(key_from_header("Bearer xx_abc"), None);
+        assert_eq!(key_from_header(""), None);
+    }
+}

@@ -1,0 +1,176 @@
+//! The one error type every route answers with, rendered once as the SPEC's error shape:
+//! `{"error": "...", "code": "...", "details"?: [{"field", "message"}]}`.
+
+use http::StatusCode;
+use serde::Serialize;
+
+/// One problem with one field of a request, as listed in `details`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldProblem {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    ValidationError,
+    InvalidJson,
+    InvalidPageToken,
+    Conflict,
+    IdempotencyKeyReused,
+    PreconditionFailed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited,
+    Internal,
+    UpstreamUnavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::ValidationError => "VALIDATION_ERROR",
+            Self::InvalidJson => "INVALID_JSON",
+            Self::InvalidPageToken => "INVALID_PAGE_TOKEN",
+            Self::Conflict => "CONFLICT",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::PreconditionFailed => "PRECONDITION_FAILED",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::Internal => "INTERNAL",
+            Self::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::ValidationError | Self::InvalidJson | Self::InvalidPageToken => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Conflict | Self::IdempotencyKeyReused => StatusCode::CONFLICT,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// `{"error", "code", "details"?}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: &'a str,
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "<[FieldProblem]>::is_empty")]
+    pub details: &'a [FieldProblem],
+}
+
+/// An error as the caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Vec<FieldProblem>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), details: Vec::new() }
+    }
+
+    /// The one 401: its body is fixed by the SPEC, so it carries no detail.
+    pub fn unauthorized() -> Self {
+        Self::new(ErrorCode::Unauthorized, "Unauthorized")
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+    pub fn invalid_json(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidJson, message)
+    }
+    pub fn invalid_page_token(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidPageToken, message)
+    }
+    pub fn internal() -> Self {
+        Self::new(ErrorCode::Internal, "Internal error")
+    }
+    pub fn unavailable() -> Self {
+        Self::new(
+            ErrorCode::UpstreamUnavailable,
+            "A backing service is unavailable; the request is safe to retry",
+        )
+    }
+
+    /// A validation error listing every problem found.
+    pub fn validation(details: Vec<FieldProblem>) -> Self {
+        let message = match details.as_slice() {
+            [only] => format!("{}: {}", only.field, only.message),
+            _ => format!("{} fields are invalid", details.len()),
+        };
+        Self { code: ErrorCode::ValidationError, message, details }
+    }
+
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldProblem::new(field, message)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// The SPEC's error body, fields in the SPEC's order.
+    pub fn body(&self) -> ErrorBody<'_> {
+        ErrorBody { error: &self.message, code: self.code.as_str(), details: &self.details }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match err {
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(%reason, "store unavailable");
+                Self::unavailable()
+            }
+            // Conflicts are resolved by the use case that wrote; one reaching here is a race the
+            // caller may simply retry.
+            StoreError::ConditionFailed => {
+                Self::conflict("The resource changed while the request ran; retry it")
+            }
+            StoreError::Corrupt(reason) => {
+                tracing::error!(%reason, "unreadable item in the store");
+                Self::internal()
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

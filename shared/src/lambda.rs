@@ -1,0 +1,104 @@
+//! The Lambda side of every HTTP function: turn the API Gateway (HTTP API, payload v2) event
+//! into an [`ApiRequest`] (the authorizer's context becomes the [`Caller`]), run the route's
+//! handler, and render its result. A function's `main` is:
+//!
+//! ```ignore
+//! let app = flowline_core::lambda::start().await?;
+//! flowline_core::lambda::run_http(|request| flow_get::handle(&app, request)).await
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt, service_fn};
+
+use crate::app::App;
+use crate::auth::{Caller, KeyKind};
+use crate::error::ApiResult;
+use crate::http::{ApiRequest, ApiResponse, render};
+
+pub use lambda_http::Error;
+
+/// Names of the authorizer context entries (see `functions/authorizer`).
+pub mod context {
+    pub const ORGANIZATION_ID: &str = "organization_id";
+    pub const KEY_KIND: &str = "key_kind";
+    pub const KEY_NAME: &str = "key_name";
+}
+
+/// JSON logs, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    crate::logging::init(true);
+}
+
+/// Start-up of an HTTP function: logging, then the app from the environment.
+pub async fn start() -> Result<App, Error> {
+    init_tracing();
+    App::for_lambda().await.map_err(|err| {
+        tracing::error!(error = %err, "start-up failed");
+        Error::from(err.to_string())
+    })
+}
+
+/// Serves `handler` as this Lambda function's HTTP handler.
+pub async fn run_http<F, Fut>(handler: F) -> Result<(), Error>
+where
+    F: Fn(ApiRequest) -> Fut + Sync,
+    Fut: Future<Output = ApiResult<ApiResponse>> + Send,
+{
+    let handler = &handler;
+    lambda_http::run(service_fn(move |event: lambda_http::Request| {
+        let request = api_request(event);
+        async move { Ok::<_, Error>(lambda_response(render(handler(request).await))) }
+    }))
+    .await
+}
+
+/// The [`Caller`] the authorizer put in the request context, if any.
+fn caller_of(context: &RequestContext) -> Option<Caller> {
+    let RequestContext::ApiGatewayV2(context) = context else { return None };
+    let fields = &context.authorizer.as_ref()?.fields;
+    let text = |name: &str| fields.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+    let kind = match text(context::KEY_KIND)?.as_str() {
+        "private" => KeyKind::Private,
+        "public" => KeyKind::Public,
+        _ => return None,
+    };
+    Some(Caller { organization_id: text(context::ORGANIZATION_ID)?, kind, key_name: text(context::KEY_NAME)? })
+}
+
+pub fn api_request(event: lambda_http::Request) -> ApiRequest {
+    let path_params: HashMap<String, String> = event
+        .path_parameters()
+        .iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    let caller = caller_of(&event.request_context());
+    let (parts, body) = event.into_parts();
+    let body = match body {
+        Body::Empty => bytes::Bytes::new(),
+        Body::Text(text) => text.into(),
+        Body::Binary(bytes) => bytes.into(),
+        _ => bytes::Bytes::new(),
+    };
+    ApiRequest {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        path_params,
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        body,
+        caller,
+    }
+}
+
+pub fn lambda_response(response: ApiResponse) -> lambda_http::Response<Body> {
+    let mut built = lambda_http::Response::new(Body::Binary(response.body.to_vec()));
+    if let Ok(text) = std::str::from_utf8(&response.body) {
+        *built.body_mut() = Body::Text(text.to_owned());
+    }
+    *built.status_mut() = response.status;
+    *built.headers_mut() = response.headers;
+    built
+}

@@ -1,0 +1,25 @@
+//! Flowline's core: the model (types, validation, ids, state machines, page tokens, errors),
+//! the use cases, and the adapters behind traits. Function crates under `functions/` and the
+//! local server only parse requests, call in here, and render answers.
+
+pub mod app;
+pub mod auth;
+pub mod concurrency;
+pub mod error;
+pub mod fields;
+pub mod flows;
+pub mod http;
+pub mod idempotency;
+pub mod ids;
+pub mod lambda;
+pub mod logging;
+pub mod page;
+pub mod routes;
+pub mod store;
+pub mod time;
+pub mod validate;
+
+pub use app::App;
+pub use auth::Caller;
+pub use error::{ApiError, ApiResult};
+pub use http::{ApiRequest, ApiResponse};

@@ -1,0 +1,128 @@
+//! Every route of the API, in one table: the local server routes by it, the SAM template and
+//! `openapi.yaml` are checked against it, and each row names the function crate that serves it
+//! (`functions/<function>/`).
+
+use std::collections::HashMap;
+
+use http::Method;
+
+/// How a route's caller is authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `Authorization: Bearer <key>`, checked by the authorizer.
+    ApiKey,
+    /// No API key (e.g. a trigger URL carries its own signature).
+    Open,
+}
+
+#[derive(Debug)]
+pub struct Route {
+    pub method: Method,
+    /// API Gateway syntax: `{name}` is one path segment.
+    pub path: &'static str,
+    pub function: &'static str,
+    pub access: Access,
+}
+
+const fn route(method: Method, path: &'static str, function: &'static str) -> Route {
+    Route { method, path, function, access: Access::ApiKey }
+}
+
+pub const ROUTES: &[Route] = &[
+    route(Method::POST, "/v1/flows", "flow-create"),
+    route(Method::GET, "/v1/flows", "flow-list"),
+    route(Method::POST, "/v1/flows/validate", "flow-validate"),
+    route(Method::GET, "/v1/flows/{flow}", "flow-get"),
+    route(Method::PUT, "/v1/flows/{flow}", "flow-update"),
+    route(Method::DELETE, "/v1/flows/{flow}", "flow-delete"),
+    route(Method::GET, "/v1/flows/{flow}/versions", "flow-versions-list"),
+    route(Method::POST, "/v1/flows/{flow}/versions", "flow-version-create"),
+    route(Method::POST, "/v1/flows/{flow}/publish", "flow-publish"),
+];
+
+#[derive(Debug)]
+pub enum RouteMatch {
+    Found { route: &'static Route, params: HashMap<String, String> },
+    /// The path exists, with other methods.
+    MethodNotAllowed { allowed: Vec<Method> },
+    NotFound,
+}
+
+/// Matches a template against a path: the `{name}` segments, percent-decoded, or `None`.
+fn match_path(template: &str, path: &str) -> Option<HashMap<String, String>> {
+    let mut params = HashMap::new();
+    let mut segments = path.trim_end_matches('/').split('/');
+    for expected in template.split('/') {
+        let segment = segments.next()?;
+        match expected.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) => {
+                if segment.is_empty() {
+                    return None;
+                }
+                let decoded = percent_decode(segment)?;
+                params.insert(name.to_owned(), decoded);
+            }
+            None if expected == segment => {}
+            None => return None,
+        }
+    }
+    segments.next().is_none().then_some(params)
+}
+
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes: Vec<u8> = form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, value)| value.into_owned().into_bytes())?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The route for a request, as API Gateway would choose it: the most specific path (fewest
+/// parameters) among the routes with this method.
+pub fn match_route(method: &Method, path: &str) -> RouteMatch {
+    let mut best: Option<(&'static Route, HashMap<String, String>)> = None;
+    let mut allowed = Vec::new();
+    for route in ROUTES {
+        let Some(params) = match_path(route.path, path) else { continue };
+        if route.method != *method {
+            allowed.push(route.method.clone());
+            continue;
+        }
+        if best.as_ref().is_none_or(|(_, current)| params.len() < current.len()) {
+            best = Some((route, params));
+        }
+    }
+    match best {
+        Some((route, params)) => RouteMatch::Found { route, params },
+        None if !allowed.is_empty() => RouteMatch::MethodNotAllowed { allowed },
+        None => RouteMatch::NotFound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_segments_win_over_parameters() {
+        let RouteMatch::Found { route, .. } = match_route(&Method::POST, "/v1/flows/validate") else { panic!() };
+        assert_eq!(route.function, "flow-validate");
+        let RouteMatch::Found { route, params } = match_route(&Method::GET, "/v1/flows/flow_abc%20") else { panic!() };
+        assert_eq!(route.function, "flow-get");
+        assert_eq!(params["flow"], "flow_abc ");
+    }
+
+    #[test]
+    fn wrong_methods_and_unknown_paths() {
+        assert!(matches!(match_route(&Method::PATCH, "/v1/flows"), RouteMatch::MethodNotAllowed { .. }));
+        assert!(matches!(match_route(&Method::GET, "/v1/nothing"), RouteMatch::NotFound));
+        assert!(matches!(match_route(&Method::GET, "/v1/flows/a/b/c"), RouteMatch::NotFound));
+    }
+
+    #[test]
+    fn every_function_serves_its_routes_only_once() {
+        let mut seen = std::collections::HashSet::new();
+        for route in ROUTES {
+            assert!(seen.insert((route.method.clone(), route.path)), "{} {}", route.method, route.path);
+        }
+    }
+}

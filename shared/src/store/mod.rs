@@ -1,0 +1,165 @@
+//! Storage behind one small trait, [`Table`]: a single-table key-value store with atomic
+//! multi-item writes, conditional on item revisions. The use cases (flows, keys, idempotency…)
+//! are written once against it; [`dynamodb::DynamoTable`] and [`memory::MemoryTable`] are its two
+//! implementations, held to the same contract by `tests/store_conformance.rs`.
+//!
+//! Every item has a partition key `pk`, a sort key `sk`, a revision `rev` (bumped by every
+//! conditional put, so "write only if nobody wrote since I read" is one condition), a document
+//! `doc` (the domain record), and optionally a counter `n` and an expiry `ttl` (epoch seconds).
+
+pub mod dynamodb;
+pub mod memory;
+
+use async_trait::async_trait;
+use serde::{Serialize, de::DeserializeOwned};
+
+/// DynamoDB's limit on the items of one transaction; the memory table enforces it too.
+pub const MAX_WRITES_PER_TRANSACTION: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Self { pk: pk.into(), sk: sk.into() }
+    }
+}
+
+/// An item as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub key: Key,
+    pub rev: u64,
+    pub doc: serde_json::Value,
+    /// The counter attribute, for counter items.
+    pub count: i64,
+    pub expires_at: Option<i64>,
+}
+
+impl Item {
+    /// The domain record stored in `doc`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, StoreError> {
+        serde_json::from_value(self.doc.clone()).map_err(|err| {
+            StoreError::Corrupt(format!("{}/{}: {err}", self.key.pk, self.key.sk))
+        })
+    }
+}
+
+/// What must be true of an item for a write to happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No condition (index entries and other items that only one writer derives).
+    Anything,
+    /// The item must not exist (creation).
+    Absent,
+    /// The item must exist at exactly this revision (read-modify-write).
+    Revision(u64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Replace the whole item. Its revision becomes 1 (after `Absent`/`Anything`) or the
+    /// expected revision + 1.
+    Put { key: Key, doc: serde_json::Value, expect: Expect, expires_at: Option<i64> },
+    Delete { key: Key, expect: Expect },
+    /// Fails the whole write unless the condition holds; writes nothing itself.
+    Check { key: Key, expect: Expect },
+    /// Adds `delta` to the item's counter, creating it at 0 first if missing.
+    Add { key: Key, delta: i64 },
+}
+
+impl Write {
+    pub fn put<T: Serialize>(key: Key, doc: &T, expect: Expect) -> Result<Self, StoreError> {
+        let doc = serde_json::to_value(doc).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        Ok(Self::Put { key, doc, expect, expires_at: None })
+    }
+
+    pub fn key(&self) -> &Key {
+        match self {
+            Self::Put { key, .. }
+            | Self::Delete { key, .. }
+            | Self::Check { key, .. }
+            | Self::Add { key, .. } => key,
+        }
+    }
+}
+
+/// Which sort keys of one partition a query reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortRange {
+    All,
+    Prefix(String),
+    /// Inclusive on both ends.
+    Between(String, String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub pk: String,
+    pub range: SortRange,
+    /// Continue after this sort key (exclusive), in the query's direction.
+    pub after: Option<String>,
+    pub descending: bool,
+    pub limit: usize,
+}
+
+impl Query {
+    pub fn partition(pk: impl Into<String>) -> Self {
+        Self { pk: pk.into(), range: SortRange::All, after: None, descending: false, limit: 100 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A condition of the write did not hold (or a concurrent transaction touched its items).
+    #[error("a write condition did not hold")]
+    ConditionFailed,
+    /// The store could not be reached or refused for capacity: safe to retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered something Flowline cannot read, or was asked something it cannot do.
+    #[error("store error: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait Table: Send + Sync {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+
+    /// Reads many items at once; the answer is in the order of `keys`, `None` where missing.
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError>;
+
+    /// At most `limit` items of one partition, in sort-key order (or reversed).
+    async fn query(&self, query: &Query) -> Result<Vec<Item>, StoreError>;
+
+    /// All of `writes` or none of them. At most [`MAX_WRITES_PER_TRANSACTION`], each on a
+    /// different item.
+    async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+
+    /// Atomically adds `delta` to a counter item and answers the new value.
+    async fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError>;
+}
+
+/// Checks what both implementations refuse before touching anything.
+fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
+    if writes.len() > MAX_WRITES_PER_TRANSACTION {
+        return Err(StoreError::Corrupt(format!(
+            "a transaction of {} writes is over the limit of {MAX_WRITES_PER_TRANSACTION}",
+            writes.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for write in writes {
+        if !seen.insert(write.key()) {
+            let key = write.key();
+            return Err(StoreError::Corrupt(format!(
+                "two writes to {}/{} in one transaction",
+                key.pk, key.sk
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Which function crate serves a route: the local server's stand-in for API Gateway's
+//! integrations. The names are those of `flowline_core::routes::ROUTES`.
+
+use flowline_core::{ApiError, ApiRequest, ApiResponse, ApiResult, App};
+
+pub async fn call(app: &App, function: &str, request: ApiRequest) -> ApiResult<ApiResponse> {
+    match function {
+        "flow-create" => flow_create::handle(app, request).await,
+        "flow-list" => flow_list::handle(app, request).await,
+        "flow-validate" => flow_validate::handle(app, request).await,
+        "flow-get" => flow_get::handle(app, request).await,
+        "flow-update" => flow_update::handle(app, request).await,
+        "flow-delete" => flow_delete::handle(app, request).await,
+        "flow-versions-list" => flow_versions_list::handle(app, request).await,
+        "flow-version-create" => flow_version_create::handle(app, request).await,
+        "flow-publish" => flow_publish::handle(app, request).await,
+        other => {
+            tracing::error!(function = other, "a route names a function the local server does not have");
+            Err(ApiError::internal())
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The local server: every Flowline route on one address, served by the function crates' own
+//! handlers, with the authorizer's logic in-process. `cargo run` starts it (see `main.rs`).
+
+pub mod functions;
+pub mod local;
+pub mod server;

@@ -1,0 +1,67 @@
+//! HTTP for the local server: match the route (404/405 in the error shape), read the body
+//! (413 past the limit), authenticate as the authorizer would, and call the route's handler.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use flowline_core::error::ErrorCode;
+use flowline_core::http::{MAX_BODY_BYTES, render};
+use flowline_core::routes::{Access, RouteMatch, match_route};
+use flowline_core::{ApiError, ApiRequest, ApiResponse, App};
+use http::header;
+
+/// Serves `app` on `listener` until `shutdown` completes.
+pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let router = axum::Router::new().fallback(handle).with_state(app);
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+async fn handle(State(app): State<Arc<App>>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let answer = match match_route(&parts.method, &path) {
+        RouteMatch::NotFound => ApiResponse::error(&ApiError::new(ErrorCode::NotFound, format!("No route for {path}"))),
+        RouteMatch::MethodNotAllowed { allowed } => {
+            let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+            let err = ApiError::new(ErrorCode::MethodNotAllowed, format!("{} is not allowed on {path}", parts.method));
+            ApiResponse::error(&err).with_header(header::ALLOW, &allow.join(", "))
+        }
+        RouteMatch::Found { route, params } => {
+            let body = match axum::body::to_bytes(body, MAX_BODY_BYTES + 1).await {
+                Ok(body) => body,
+                Err(_) => {
+                    let err = ApiError::new(ErrorCode::PayloadTooLarge, format!("The request body is over {} KiB", MAX_BODY_BYTES / 1024));
+                    return to_response(ApiResponse::error(&err));
+                }
+            };
+            let caller = match route.access {
+                Access::Open => None,
+                Access::ApiKey => {
+                    let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                    match app.keys.authenticate(authorization).await {
+                        Ok(caller) => Some(caller),
+                        Err(err) => return to_response(ApiResponse::error(&err)),
+                    }
+                }
+            };
+            let request = ApiRequest {
+                method: parts.method,
+                path,
+                path_params: params,
+                query: parts.uri.query().map(str::to_owned),
+                headers: parts.headers,
+                body,
+                caller,
+            };
+            render(crate::functions::call(&app, route.function, request).await)
+        }
+    };
+    to_response(answer)
+}
+
+fn to_response(answer: ApiResponse) -> Response {
+    (answer.status, answer.headers, Body::from(answer.body)).into_response()
+}
