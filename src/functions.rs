@@ -15,7 +15,10 @@ pub async fn call(app: &App, function: &str, request: ApiRequest) -> ApiResult<A
         "flow-version-create" => flow_version_create::handle(app, request).await,
         "flow-publish" => flow_publish::handle(app, request).await,
         other => {
-            tracing::error!(function = other, "a route names a function the local server does not have");
+            tracing::error!(
+                function = other,
+                "a route names a function the local server does not have"
+            );
             Err(ApiError::internal())
         }
     }

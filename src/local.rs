@@ -11,20 +11,29 @@ use flowline_core::{App, ids};
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 
 fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.trim().is_empty())
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
 }
 
 /// `FLOWLINE_API_KEYS="<key>=<organization_id>[,…]"`.
 pub fn parse_api_keys(text: &str) -> Result<Vec<(String, String)>, StartupError> {
-    let invalid = |reason: String| StartupError::Invalid { name: env::API_KEYS, reason };
+    let invalid = |reason: String| StartupError::Invalid {
+        name: env::API_KEYS,
+        reason,
+    };
     text.split(',')
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
         .map(|entry| {
-            let (key, organization) = entry.split_once('=').ok_or_else(|| invalid("each entry is <key>=<organization_id>".into()))?;
+            let (key, organization) = entry
+                .split_once('=')
+                .ok_or_else(|| invalid("each entry is <key>=<organization_id>".into()))?;
             let (key, organization) = (key.trim(), organization.trim());
             if KeyKind::of_key(key).is_none() || key.len() < 8 {
-                return Err(invalid("keys start with pk_ or sk_ and have at least 8 characters".into()));
+                return Err(invalid(
+                    "keys start with pk_ or sk_ and have at least 8 characters".into(),
+                ));
             }
             if organization.is_empty() {
                 return Err(invalid("an entry has no organization".into()));
@@ -38,16 +47,30 @@ pub async fn run() -> Result<(), StartupError> {
     let addr: SocketAddr = var(env::ADDR)
         .unwrap_or_else(|| DEFAULT_ADDR.to_owned())
         .parse()
-        .map_err(|err| StartupError::Invalid { name: env::ADDR, reason: format!("{err}") })?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|err| StartupError::Invalid { name: env::ADDR, reason: format!("cannot listen on {addr}: {err}") })?;
-    let addr = listener.local_addr().map_err(|err| StartupError::Invalid { name: env::ADDR, reason: err.to_string() })?;
+        .map_err(|err| StartupError::Invalid {
+            name: env::ADDR,
+            reason: format!("{err}"),
+        })?;
+    let listener =
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|err| StartupError::Invalid {
+                name: env::ADDR,
+                reason: format!("cannot listen on {addr}: {err}"),
+            })?;
+    let addr = listener.local_addr().map_err(|err| StartupError::Invalid {
+        name: env::ADDR,
+        reason: err.to_string(),
+    })?;
 
     // Without a configured key, tokens are signed with a key of this process only.
-    let signing_key = app::signing_key_from_env()?.unwrap_or_else(|| ids::random_bytes::<32>().to_vec());
+    let signing_key =
+        app::signing_key_from_env()?.unwrap_or_else(|| ids::random_bytes::<32>().to_vec());
     let config = Config {
-        public_base_url: var(env::PUBLIC_BASE_URL).unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned(),
+        public_base_url: var(env::PUBLIC_BASE_URL)
+            .unwrap_or_else(|| format!("http://{addr}"))
+            .trim_end_matches('/')
+            .to_owned(),
         allow_private_targets: app::allow_private_targets_from_env(),
     };
     let storage = match var(env::STORE).as_deref() {
@@ -57,7 +80,10 @@ pub async fn run() -> Result<(), StartupError> {
             Storage::dynamodb(&sdk_config)
         }
         Some(other) => {
-            return Err(StartupError::Invalid { name: env::STORE, reason: format!("{other}: use memory or dynamodb") });
+            return Err(StartupError::Invalid {
+                name: env::STORE,
+                reason: format!("{other}: use memory or dynamodb"),
+            });
         }
     };
     let app = Arc::new(App::build(storage, &signing_key, config, true).await?);
@@ -70,7 +96,10 @@ pub async fn run() -> Result<(), StartupError> {
     };
     crate::server::serve(listener, app, shutdown)
         .await
-        .map_err(|err| StartupError::Invalid { name: env::ADDR, reason: err.to_string() })
+        .map_err(|err| StartupError::Invalid {
+            name: env::ADDR,
+            reason: err.to_string(),
+        })
 }
 
 /// Registers `FLOWLINE_API_KEYS`, or makes one organization with a public and a private key
@@ -80,13 +109,21 @@ async fn register_keys(app: &App) -> Result<(), StartupError> {
     if let Some(text) = var(env::API_KEYS) {
         for (key, organization_id) in parse_api_keys(&text)? {
             let name = format!("env-{}", &hash_key(&key)[..8]);
-            app.keys.register(&key, &organization_id, &name, &now).await?;
+            app.keys
+                .register(&key, &organization_id, &name, &now)
+                .await?;
         }
         return Ok(());
     }
     let organization_id = ids::new_id("org_", app.clock.now().as_millisecond());
-    let (public, _) = app.keys.create(&organization_id, KeyKind::Public, "local-public", &now).await?;
-    let (private, _) = app.keys.create(&organization_id, KeyKind::Private, "local-private", &now).await?;
+    let (public, _) = app
+        .keys
+        .create(&organization_id, KeyKind::Public, "local-public", &now)
+        .await?;
+    let (private, _) = app
+        .keys
+        .create(&organization_id, KeyKind::Private, "local-private", &now)
+        .await?;
     println!("Organization {organization_id}");
     println!("  public key (reads):   {public}");
     println!("  private key (writes): {private}");

@@ -14,33 +14,51 @@ use flowline_core::{ApiError, ApiRequest, ApiResponse, App};
 use http::header;
 
 /// Serves `app` on `listener` until `shutdown` completes.
-pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let router = axum::Router::new().fallback(handle).with_state(app);
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn handle(State(app): State<Arc<App>>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     let answer = match match_route(&parts.method, &path) {
-        RouteMatch::NotFound => ApiResponse::error(&ApiError::new(ErrorCode::NotFound, format!("No route for {path}"))),
+        RouteMatch::NotFound => ApiResponse::error(&ApiError::new(
+            ErrorCode::NotFound,
+            format!("No route for {path}"),
+        )),
         RouteMatch::MethodNotAllowed { allowed } => {
             let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
-            let err = ApiError::new(ErrorCode::MethodNotAllowed, format!("{} is not allowed on {path}", parts.method));
+            let err = ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!("{} is not allowed on {path}", parts.method),
+            );
             ApiResponse::error(&err).with_header(header::ALLOW, &allow.join(", "))
         }
         RouteMatch::Found { route, params } => {
             let body = match axum::body::to_bytes(body, MAX_BODY_BYTES + 1).await {
                 Ok(body) => body,
                 Err(_) => {
-                    let err = ApiError::new(ErrorCode::PayloadTooLarge, format!("The request body is over {} KiB", MAX_BODY_BYTES / 1024));
+                    let err = ApiError::new(
+                        ErrorCode::PayloadTooLarge,
+                        format!("The request body is over {} KiB", MAX_BODY_BYTES / 1024),
+                    );
                     return to_response(ApiResponse::error(&err));
                 }
             };
             let caller = match route.access {
                 Access::Open => None,
                 Access::ApiKey => {
-                    let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                    let authorization = parts
+                        .headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok());
                     match app.keys.authenticate(authorization).await {
                         Ok(caller) => Some(caller),
                         Err(err) => return to_response(ApiResponse::error(&err)),

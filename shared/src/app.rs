@@ -60,33 +60,47 @@ pub const DEFAULT_TABLE: &str = "flowline";
 pub const DEFAULT_KEYS_TABLE: &str = "flowline-keys";
 
 fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.trim().is_empty())
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
 }
 
 /// `FLOWLINE_SIGNING_KEY`: base64 of at least 32 bytes.
 pub fn signing_key_from_env() -> Result<Option<Vec<u8>>, StartupError> {
-    let Some(text) = var(env::SIGNING_KEY) else { return Ok(None) };
-    let key = STANDARD.decode(text.trim()).map_err(|err| StartupError::Invalid {
-        name: env::SIGNING_KEY,
-        reason: format!("not base64 ({err})"),
-    })?;
+    let Some(text) = var(env::SIGNING_KEY) else {
+        return Ok(None);
+    };
+    let key = STANDARD
+        .decode(text.trim())
+        .map_err(|err| StartupError::Invalid {
+            name: env::SIGNING_KEY,
+            reason: format!("not base64 ({err})"),
+        })?;
     if key.len() < MIN_SIGNING_KEY_BYTES {
         return Err(StartupError::Invalid {
             name: env::SIGNING_KEY,
-            reason: format!("{} bytes; at least {MIN_SIGNING_KEY_BYTES} are required", key.len()),
+            reason: format!(
+                "{} bytes; at least {MIN_SIGNING_KEY_BYTES} are required",
+                key.len()
+            ),
         });
     }
     Ok(Some(key))
 }
 
 pub fn allow_private_targets_from_env() -> bool {
-    var(env::ALLOW_PRIVATE_TARGETS).is_some_and(|value| value == "1" || value.eq_ignore_ascii_case("true"))
+    var(env::ALLOW_PRIVATE_TARGETS)
+        .is_some_and(|value| value == "1" || value.eq_ignore_ascii_case("true"))
 }
 
 /// Which tables to use.
 pub enum Storage {
     Memory,
-    DynamoDb { client: aws_sdk_dynamodb::Client, table: String, keys_table: String },
+    DynamoDb {
+        client: aws_sdk_dynamodb::Client,
+        table: String,
+        keys_table: String,
+    },
 }
 
 impl Storage {
@@ -101,27 +115,60 @@ impl Storage {
 }
 
 impl App {
-    pub fn new(store: Arc<dyn Table>, keys: Arc<dyn Table>, clock: Arc<dyn Clock>, signing_key: &[u8], config: Config) -> Self {
-        Self { store, keys: KeyStore::new(keys), clock, page_tokens: PageTokens::new(signing_key), config }
+    pub fn new(
+        store: Arc<dyn Table>,
+        keys: Arc<dyn Table>,
+        clock: Arc<dyn Clock>,
+        signing_key: &[u8],
+        config: Config,
+    ) -> Self {
+        Self {
+            store,
+            keys: KeyStore::new(keys),
+            clock,
+            page_tokens: PageTokens::new(signing_key),
+            config,
+        }
     }
 
     /// An app on fresh in-memory tables, with the system clock.
     pub fn in_memory(signing_key: &[u8], config: Config) -> Self {
-        Self::new(Arc::new(MemoryTable::new()), Arc::new(MemoryTable::new()), Arc::new(SystemClock), signing_key, config)
+        Self::new(
+            Arc::new(MemoryTable::new()),
+            Arc::new(MemoryTable::new()),
+            Arc::new(SystemClock),
+            signing_key,
+            config,
+        )
     }
 
     /// Builds the app on `storage`; `create_tables` makes missing DynamoDB tables (local use).
-    pub async fn build(storage: Storage, signing_key: &[u8], config: Config, create_tables: bool) -> Result<Self, StartupError> {
+    pub async fn build(
+        storage: Storage,
+        signing_key: &[u8],
+        config: Config,
+        create_tables: bool,
+    ) -> Result<Self, StartupError> {
         match storage {
             Storage::Memory => Ok(Self::in_memory(signing_key, config)),
-            Storage::DynamoDb { client, table, keys_table } => {
+            Storage::DynamoDb {
+                client,
+                table,
+                keys_table,
+            } => {
                 let store = DynamoTable::new(client.clone(), table);
                 let keys = DynamoTable::new(client, keys_table);
                 if create_tables {
                     store.ensure_exists().await?;
                     keys.ensure_exists().await?;
                 }
-                Ok(Self::new(Arc::new(store), Arc::new(keys), Arc::new(SystemClock), signing_key, config))
+                Ok(Self::new(
+                    Arc::new(store),
+                    Arc::new(keys),
+                    Arc::new(SystemClock),
+                    signing_key,
+                    config,
+                ))
             }
         }
     }
@@ -130,7 +177,8 @@ impl App {
     /// which the SAM template sets. Anything missing stops the start.
     pub async fn for_lambda() -> Result<Self, StartupError> {
         let signing_key = signing_key_from_env()?.ok_or(StartupError::Missing(env::SIGNING_KEY))?;
-        let public_base_url = var(env::PUBLIC_BASE_URL).ok_or(StartupError::Missing(env::PUBLIC_BASE_URL))?;
+        let public_base_url =
+            var(env::PUBLIC_BASE_URL).ok_or(StartupError::Missing(env::PUBLIC_BASE_URL))?;
         let config = Config {
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             allow_private_targets: false,

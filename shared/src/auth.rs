@@ -63,7 +63,10 @@ pub struct StoredKey {
 }
 
 pub fn hash_key(key: &str) -> String {
-    Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The key in an `Authorization` header: `Bearer <key>` or the bare key.
@@ -98,20 +101,37 @@ impl KeyStore {
 
     /// The caller behind an `Authorization` header; 401 for anything but a live key.
     pub async fn authenticate(&self, authorization: Option<&str>) -> ApiResult<Caller> {
-        let key = authorization.and_then(key_from_header).ok_or_else(ApiError::unauthorized)?;
+        let key = authorization
+            .and_then(key_from_header)
+            .ok_or_else(ApiError::unauthorized)?;
         let hash = hash_key(key);
-        let item = self.table.get(&key_item(&hash)).await?.ok_or_else(ApiError::unauthorized)?;
+        let item = self
+            .table
+            .get(&key_item(&hash))
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
         let stored: StoredKey = item.decode()?;
         // The prefix says the kind; a stored kind that disagrees means a forged or broken record.
         if stored.revoked_at.is_some() || KeyKind::of_key(key) != Some(stored.kind) {
             return Err(ApiError::unauthorized());
         }
-        Ok(Caller { organization_id: stored.organization_id, kind: stored.kind, key_name: stored.name })
+        Ok(Caller {
+            organization_id: stored.organization_id,
+            kind: stored.kind,
+            key_name: stored.name,
+        })
     }
 
     /// Stores a key (by hash). Registering the same key again with the same owner is a no-op.
-    pub async fn register(&self, key: &str, organization_id: &str, name: &str, created_at: &str) -> Result<StoredKey, StoreError> {
-        let kind = KeyKind::of_key(key).ok_or_else(|| StoreError::Corrupt("keys start with pk_ or sk_".into()))?;
+    pub async fn register(
+        &self,
+        key: &str,
+        organization_id: &str,
+        name: &str,
+        created_at: &str,
+    ) -> Result<StoredKey, StoreError> {
+        let kind = KeyKind::of_key(key)
+            .ok_or_else(|| StoreError::Corrupt("keys start with pk_ or sk_".into()))?;
         let hash = hash_key(key);
         let stored = StoredKey {
             organization_id: organization_id.to_owned(),
@@ -121,10 +141,17 @@ impl KeyStore {
             created_at: created_at.to_owned(),
             revoked_at: None,
         };
-        let index = Key::new(organization_keys(organization_id), format!("{name}#{}", &hash[..8]));
+        let index = Key::new(
+            organization_keys(organization_id),
+            format!("{name}#{}", &hash[..8]),
+        );
         let writes = vec![
             Write::put(key_item(&hash), &stored, Expect::Absent)?,
-            Write::put(index, &serde_json::json!({ "hash": hash }), Expect::Anything)?,
+            Write::put(
+                index,
+                &serde_json::json!({ "hash": hash }),
+                Expect::Anything,
+            )?,
         ];
         match self.table.write(writes).await {
             Err(StoreError::ConditionFailed) => {
@@ -137,7 +164,9 @@ impl KeyStore {
                 if existing.organization_id == organization_id {
                     Ok(existing)
                 } else {
-                    Err(StoreError::Corrupt("that key already belongs to another organization".into()))
+                    Err(StoreError::Corrupt(
+                        "that key already belongs to another organization".into(),
+                    ))
                 }
             }
             Err(err) => Err(err),
@@ -146,9 +175,17 @@ impl KeyStore {
     }
 
     /// Creates a new random key; the plaintext is returned once and never stored.
-    pub async fn create(&self, organization_id: &str, kind: KeyKind, name: &str, created_at: &str) -> Result<(String, StoredKey), StoreError> {
+    pub async fn create(
+        &self,
+        organization_id: &str,
+        kind: KeyKind,
+        name: &str,
+        created_at: &str,
+    ) -> Result<(String, StoredKey), StoreError> {
         let key = format!("{}{}", kind.prefix(), crate::ids::random_token(40));
-        let stored = self.register(&key, organization_id, name, created_at).await?;
+        let stored = self
+            .register(&key, organization_id, name, created_at)
+            .await?;
         Ok((key, stored))
     }
 
@@ -162,22 +199,41 @@ impl KeyStore {
             .filter_map(|item| item.doc.get("hash").and_then(|h| h.as_str()).map(key_item))
             .collect();
         let items = self.table.get_many(&keys).await?;
-        items.into_iter().flatten().map(|item| item.decode()).collect()
+        items
+            .into_iter()
+            .flatten()
+            .map(|item| item.decode())
+            .collect()
     }
 
     /// Revokes the organization's key whose hash starts with `hash_prefix` (as `list` shows).
-    pub async fn revoke(&self, organization_id: &str, hash_prefix: &str, revoked_at: &str) -> Result<bool, StoreError> {
+    pub async fn revoke(
+        &self,
+        organization_id: &str,
+        hash_prefix: &str,
+        revoked_at: &str,
+    ) -> Result<bool, StoreError> {
         let mut query = Query::partition(organization_keys(organization_id));
         query.limit = 1000;
         for index in self.table.query(&query).await? {
-            let Some(hash) = index.doc.get("hash").and_then(|h| h.as_str()) else { continue };
+            let Some(hash) = index.doc.get("hash").and_then(|h| h.as_str()) else {
+                continue;
+            };
             if !hash.starts_with(hash_prefix) || hash_prefix.len() < 8 {
                 continue;
             }
-            let Some(item) = self.table.get(&key_item(hash)).await? else { continue };
+            let Some(item) = self.table.get(&key_item(hash)).await? else {
+                continue;
+            };
             let mut stored: StoredKey = item.decode()?;
             stored.revoked_at = Some(revoked_at.to_owned());
-            self.table.write(vec![Write::put(key_item(hash), &stored, Expect::Revision(item.rev))?]).await?;
+            self.table
+                .write(vec![Write::put(
+                    key_item(hash),
+                    &stored,
+                    Expect::Revision(item.rev),
+                )?])
+                .await?;
             return Ok(true);
         }
         Ok(false)

@@ -45,5 +45,7 @@ where
             Err(Failure::Raced) => tokio::task::yield_now().await,
         }
     }
-    Err(ApiError::conflict("The resource is being changed by other requests; retry"))
+    Err(ApiError::conflict(
+        "The resource is being changed by other requests; retry",
+    ))
 }

@@ -13,7 +13,10 @@ pub struct FieldProblem {
 
 impl FieldProblem {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -97,7 +100,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), details: Vec::new() }
+        Self {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
     }
 
     /// The one 401: its body is fixed by the SPEC, so it carries no detail.
@@ -135,7 +142,11 @@ impl ApiError {
             [only] => format!("{}: {}", only.field, only.message),
             _ => format!("{} fields are invalid", details.len()),
         };
-        Self { code: ErrorCode::ValidationError, message, details }
+        Self {
+            code: ErrorCode::ValidationError,
+            message,
+            details,
+        }
     }
 
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
@@ -148,7 +159,11 @@ impl ApiError {
 
     /// The SPEC's error body, fields in the SPEC's order.
     pub fn body(&self) -> ErrorBody<'_> {
-        ErrorBody { error: &self.message, code: self.code.as_str(), details: &self.details }
+        ErrorBody {
+            error: &self.message,
+            code: self.code.as_str(),
+            details: &self.details,
+        }
     }
 }
 

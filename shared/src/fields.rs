@@ -42,12 +42,20 @@ pub struct FieldReader {
 
 impl FieldReader {
     pub fn new(fields: Map<String, Value>) -> Self {
-        Self { prefix: String::new(), fields, problems: Vec::new() }
+        Self {
+            prefix: String::new(),
+            fields,
+            problems: Vec::new(),
+        }
     }
 
     /// A reader for a nested object, whose problems name `prefix.field`.
     pub fn nested(prefix: impl Into<String>, fields: Map<String, Value>) -> Self {
-        Self { prefix: format!("{}.", prefix.into()), fields, problems: Vec::new() }
+        Self {
+            prefix: format!("{}.", prefix.into()),
+            fields,
+            problems: Vec::new(),
+        }
     }
 
     pub fn path(&self, name: &str) -> String {
@@ -73,7 +81,11 @@ impl FieldReader {
     }
 
     /// A field read with `parse`; a failure becomes a problem and the field counts as absent.
-    pub fn read<T>(&mut self, name: &str, parse: impl FnOnce(Value) -> Result<T, String>) -> Field<T> {
+    pub fn read<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(Value) -> Result<T, String>,
+    ) -> Field<T> {
         match self.take(name) {
             Field::Set(value) => match parse(value) {
                 Ok(parsed) => Field::Set(parsed),
@@ -97,7 +109,12 @@ impl FieldReader {
     }
 
     /// A string that must be present and non-null, of `min..=max` characters.
-    pub fn required_string(&mut self, name: &str, min_chars: usize, max_chars: usize) -> Option<String> {
+    pub fn required_string(
+        &mut self,
+        name: &str,
+        min_chars: usize,
+        max_chars: usize,
+    ) -> Option<String> {
         match self.string(name, max_chars) {
             Field::Set(text) if text.trim().chars().count() >= min_chars => Some(text),
             Field::Set(_) => {
@@ -118,14 +135,22 @@ impl FieldReader {
     }
 
     pub fn boolean(&mut self, name: &str) -> Field<bool> {
-        self.read(name, |value| value.as_bool().ok_or_else(|| "must be true or false".to_owned()))
+        self.read(name, |value| {
+            value
+                .as_bool()
+                .ok_or_else(|| "must be true or false".to_owned())
+        })
     }
 
     /// A whole number within `range`.
     pub fn integer(&mut self, name: &str, range: std::ops::RangeInclusive<i64>) -> Field<i64> {
         self.read(name, |value| {
             value.as_i64().filter(|n| range.contains(n)).ok_or_else(|| {
-                format!("must be a whole number from {} to {}", range.start(), range.end())
+                format!(
+                    "must be a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                )
             })
         })
     }
@@ -133,7 +158,8 @@ impl FieldReader {
     /// One of an enum's serde names; the message lists them.
     pub fn choice<T: DeserializeOwned>(&mut self, name: &str, allowed: &[&str]) -> Field<T> {
         self.read(name, |value| {
-            serde_json::from_value(value).map_err(|_| format!("must be one of: {}", allowed.join(", ")))
+            serde_json::from_value(value)
+                .map_err(|_| format!("must be one of: {}", allowed.join(", ")))
         })
     }
 
@@ -141,9 +167,14 @@ impl FieldReader {
     pub fn object(&mut self, name: &str, max_bytes: usize) -> Field<Map<String, Value>> {
         self.read(name, |value| match value {
             Value::Object(map) => {
-                let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
+                let size = serde_json::to_vec(&map)
+                    .map(|v| v.len())
+                    .unwrap_or(usize::MAX);
                 if size > max_bytes {
-                    Err(format!("must be at most {} KiB when encoded as JSON", max_bytes / 1024))
+                    Err(format!(
+                        "must be at most {} KiB when encoded as JSON",
+                        max_bytes / 1024
+                    ))
                 } else {
                     Ok(map)
                 }
@@ -171,7 +202,11 @@ impl FieldReader {
 
     pub fn finish(self) -> ApiResult<()> {
         let problems = self.into_problems();
-        if problems.is_empty() { Ok(()) } else { Err(ApiError::validation(problems)) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(problems))
+        }
     }
 }
 
@@ -206,7 +241,10 @@ mod tests {
 
     #[test]
     fn nested_readers_prefix_their_fields() {
-        let mut fields = FieldReader::nested("entry_points[2]", json!({"x": 1}).as_object().unwrap().clone());
+        let mut fields = FieldReader::nested(
+            "entry_points[2]",
+            json!({"x": 1}).as_object().unwrap().clone(),
+        );
         fields.refuse("x", "not here");
         assert_eq!(fields.into_problems()[0].field, "entry_points[2].x");
     }

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use http::{HeaderValue, header};
 pub use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderValue, header};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -54,13 +54,18 @@ impl ApiRequest {
         let caller = self.caller()?;
         match caller.kind {
             KeyKind::Private => Ok(caller),
-            KeyKind::Public => Err(ApiError::forbidden("Public keys can only read; use a private key (sk_…) to write")),
+            KeyKind::Public => Err(ApiError::forbidden(
+                "Public keys can only read; use a private key (sk_…) to write",
+            )),
         }
     }
 
     /// A path parameter; empty when absent (which no id matches, so it ends as 404).
     pub fn path_param(&self, name: &str) -> &str {
-        self.path_params.get(name).map(String::as_str).unwrap_or_default()
+        self.path_params
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -71,21 +76,29 @@ impl ApiRequest {
     pub fn query_params(&self, allowed: &[&str]) -> ApiResult<QueryParams> {
         let mut params = HashMap::new();
         let mut problems = Vec::new();
-        for (name, value) in form_urlencoded::parse(self.query.as_deref().unwrap_or_default().as_bytes()) {
+        for (name, value) in
+            form_urlencoded::parse(self.query.as_deref().unwrap_or_default().as_bytes())
+        {
             if !allowed.contains(&name.as_ref()) {
                 problems.push(FieldProblem::new(name.as_ref(), "unknown query parameter"));
             } else if params.insert(name.to_string(), value.to_string()).is_some() {
                 problems.push(FieldProblem::new(name.as_ref(), "given more than once"));
             }
         }
-        if problems.is_empty() { Ok(QueryParams(params)) } else { Err(ApiError::validation(problems)) }
+        if problems.is_empty() {
+            Ok(QueryParams(params))
+        } else {
+            Err(ApiError::validation(problems))
+        }
     }
 
     /// The body as a JSON object (create and update routes).
     pub fn json_object(&self) -> ApiResult<Map<String, Value>> {
         self.check_body()?;
         if self.body.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::invalid_json("The request body must be a JSON object"));
+            return Err(ApiError::invalid_json(
+                "The request body must be a JSON object",
+            ));
         }
         parse_object(&self.body)
     }
@@ -106,7 +119,9 @@ impl ApiRequest {
                 format!("The request body is over {} KiB", MAX_BODY_BYTES / 1024),
             ));
         }
-        let content_type = self.header(header::CONTENT_TYPE.as_str()).unwrap_or_default();
+        let content_type = self
+            .header(header::CONTENT_TYPE.as_str())
+            .unwrap_or_default();
         if !is_json_media_type(content_type) {
             return Err(ApiError::new(
                 ErrorCode::UnsupportedMediaType,
@@ -119,8 +134,14 @@ impl ApiRequest {
 
 /// `application/json`, `application/json; charset=utf-8`, or a `+json` type.
 fn is_json_media_type(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn parse_object(body: &[u8]) -> ApiResult<Map<String, Value>> {
@@ -128,8 +149,12 @@ fn parse_object(body: &[u8]) -> ApiResult<Map<String, Value>> {
     // or overflow the stack.
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::invalid_json("The request body must be a JSON object")),
-        Err(err) => Err(ApiError::invalid_json(format!("The request body is not valid JSON: {err}"))),
+        Ok(_) => Err(ApiError::invalid_json(
+            "The request body must be a JSON object",
+        )),
+        Err(err) => Err(ApiError::invalid_json(format!(
+            "The request body is not valid JSON: {err}"
+        ))),
     }
 }
 
@@ -143,15 +168,28 @@ impl QueryParams {
     }
 
     /// An integer parameter within `range`, or `default` when absent.
-    pub fn integer(&self, name: &str, range: std::ops::RangeInclusive<u32>, default: u32) -> ApiResult<u32> {
+    pub fn integer(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<u32>,
+        default: u32,
+    ) -> ApiResult<u32> {
         match self.get(name) {
             None => Ok(default),
-            Some(text) => text.parse::<u32>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
-                ApiError::invalid_field(
-                    name,
-                    format!("must be a whole number from {} to {}", range.start(), range.end()),
-                )
-            }),
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        name,
+                        format!(
+                            "must be a whole number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
+                }),
         }
     }
 }
@@ -167,8 +205,15 @@ impl ApiResponse {
     pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Self {
         let body = serde_json::to_vec(value).expect("API values serialize");
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Self { status, headers, body: body.into() }
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Self {
+            status,
+            headers,
+            body: body.into(),
+        }
     }
 
     pub fn ok<T: Serialize>(value: &T) -> Self {
@@ -229,10 +274,13 @@ pub fn etag_of<T: Serialize>(value: &T) -> String {
 
 /// `If-Match`: absent passes; `*` or any listed tag equal to `current` passes; else 412.
 pub fn check_if_match(if_match: Option<&str>, current: &str) -> ApiResult<()> {
-    let Some(if_match) = if_match else { return Ok(()) };
-    let matches = if_match.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == current
-    });
+    let Some(if_match) = if_match else {
+        return Ok(());
+    };
+    let matches = if_match
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == current);
     if matches {
         Ok(())
     } else {
@@ -250,7 +298,10 @@ mod tests {
     fn with_body(content_type: Option<&str>, body: &[u8]) -> ApiRequest {
         let mut request = ApiRequest::new(Method::POST, "/v1/flows");
         if let Some(content_type) = content_type {
-            request.headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
+            request.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(content_type).unwrap(),
+            );
         }
         request.body = Bytes::copy_from_slice(body);
         request
@@ -268,14 +319,35 @@ mod tests {
     #[test]
     fn bad_bodies_get_their_own_codes() {
         let code = |request: ApiRequest| request.json_object().unwrap_err().code;
-        assert_eq!(code(with_body(Some("text/plain"), b"{}")), ErrorCode::UnsupportedMediaType);
-        assert_eq!(code(with_body(Some("application/json"), b"[1]")), ErrorCode::InvalidJson);
-        assert_eq!(code(with_body(Some("application/json"), b"{\"a\":")), ErrorCode::InvalidJson);
-        assert_eq!(code(with_body(Some("application/json"), b"{\"a\":\"\xff\"}")), ErrorCode::InvalidJson);
+        assert_eq!(
+            code(with_body(Some("text/plain"), b"{}")),
+            ErrorCode::UnsupportedMediaType
+        );
+        assert_eq!(
+            code(with_body(Some("application/json"), b"[1]")),
+            ErrorCode::InvalidJson
+        );
+        assert_eq!(
+            code(with_body(Some("application/json"), b"{\"a\":")),
+            ErrorCode::InvalidJson
+        );
+        assert_eq!(
+            code(with_body(Some("application/json"), b"{\"a\":\"\xff\"}")),
+            ErrorCode::InvalidJson
+        );
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert_eq!(code(with_body(Some("application/json"), format!("{{\"a\":{deep}}}").as_bytes())), ErrorCode::InvalidJson);
+        assert_eq!(
+            code(with_body(
+                Some("application/json"),
+                format!("{{\"a\":{deep}}}").as_bytes()
+            )),
+            ErrorCode::InvalidJson
+        );
         let big = vec![b' '; MAX_BODY_BYTES + 1];
-        assert_eq!(code(with_body(Some("application/json"), &big)), ErrorCode::PayloadTooLarge);
+        assert_eq!(
+            code(with_body(Some("application/json"), &big)),
+            ErrorCode::PayloadTooLarge
+        );
     }
 
     #[test]
@@ -283,6 +355,9 @@ mod tests {
         assert!(check_if_match(None, "\"a\"").is_ok());
         assert!(check_if_match(Some("*"), "\"a\"").is_ok());
         assert!(check_if_match(Some("\"b\", W/\"a\""), "\"a\"").is_ok());
-        assert_eq!(check_if_match(Some("\"b\""), "\"a\"").unwrap_err().code, ErrorCode::PreconditionFailed);
+        assert_eq!(
+            check_if_match(Some("\"b\""), "\"a\"").unwrap_err().code,
+            ErrorCode::PreconditionFailed
+        );
     }
 }

@@ -71,7 +71,10 @@ fn body_hash(body: &Map<String, Value>) -> String {
     }
     let mut canonical = Vec::new();
     write(&Value::Object(body.clone()), &mut canonical);
-    Sha256::digest(&canonical).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(&canonical)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Runs `create` at most once per `Idempotency-Key`; `replay` renders an earlier result.
@@ -94,16 +97,28 @@ where
         return create().await.map(|created| created.response);
     };
     if idempotency_key.is_empty() || idempotency_key.len() > 255 {
-        return Err(ApiError::invalid_field("Idempotency-Key", "must be 1 to 255 characters"));
+        return Err(ApiError::invalid_field(
+            "Idempotency-Key",
+            "must be 1 to 255 characters",
+        ));
     }
-    let key_hash: String = Sha256::digest(idempotency_key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-    let record_key = Key::new(format!("ORG#{}#IDEMPOTENCY", caller.organization_id), format!("{route}#{key_hash}"));
+    let key_hash: String = Sha256::digest(idempotency_key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let record_key = Key::new(
+        format!("ORG#{}#IDEMPOTENCY", caller.organization_id),
+        format!("{route}#{key_hash}"),
+    );
     let body_hash = body_hash(body);
 
     let claim_rev = claim(app, &record_key, &body_hash).await?;
     let claim_rev = match claim_rev {
         Claim::Claimed(rev) => rev,
-        Claim::Replay { resource_id, status } => {
+        Claim::Replay {
+            resource_id,
+            status,
+        } => {
             let mut response = replay(resource_id).await?;
             response.status = status;
             return Ok(response.with_header(http::HeaderName::from_static(REPLAYED_HEADER), "true"));
@@ -133,7 +148,10 @@ where
             Ok(created.response)
         }
         other => {
-            let release = Write::Delete { key: record_key, expect: Expect::Revision(claim_rev) };
+            let release = Write::Delete {
+                key: record_key,
+                expect: Expect::Revision(claim_rev),
+            };
             if let Err(err) = app.store.write(vec![release]).await {
                 tracing::warn!(%err, "could not release an idempotency claim");
             }
@@ -144,7 +162,10 @@ where
 
 enum Claim {
     Claimed(u64),
-    Replay { resource_id: String, status: StatusCode },
+    Replay {
+        resource_id: String,
+        status: StatusCode,
+    },
 }
 
 async fn claim(app: &App, record_key: &Key, body_hash: &str) -> ApiResult<Claim> {
@@ -160,7 +181,9 @@ async fn claim(app: &App, record_key: &Key, body_hash: &str) -> ApiResult<Claim>
         };
         let expect = match &existing {
             None => Expect::Absent,
-            Some((item, record)) if record.expires_at <= now.as_second() => Expect::Revision(item.rev),
+            Some((item, record)) if record.expires_at <= now.as_second() => {
+                Expect::Revision(item.rev)
+            }
             Some((item, record)) => {
                 if record.body_hash != body_hash {
                     return Err(ApiError::new(
@@ -170,7 +193,10 @@ async fn claim(app: &App, record_key: &Key, body_hash: &str) -> ApiResult<Claim>
                 }
                 if let (Some(resource_id), Some(status)) = (&record.resource_id, record.status) {
                     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED);
-                    return Ok(Claim::Replay { resource_id: resource_id.clone(), status });
+                    return Ok(Claim::Replay {
+                        resource_id: resource_id.clone(),
+                        status,
+                    });
                 }
                 if record.claimed_until_ms > now.as_millisecond() {
                     return Err(ApiError::conflict(
@@ -205,7 +231,9 @@ async fn claim(app: &App, record_key: &Key, body_hash: &str) -> ApiResult<Claim>
             Err(err) => return Err(err.into()),
         }
     }
-    Err(ApiError::conflict("A request with this Idempotency-Key is still in progress; retry shortly"))
+    Err(ApiError::conflict(
+        "A request with this Idempotency-Key is still in progress; retry shortly",
+    ))
 }
 
 #[cfg(test)]
@@ -216,7 +244,8 @@ mod tests {
     #[test]
     fn bodies_compare_as_parsed_json() {
         let a = json!({"name": "x", "data": {"b": 1, "a": [1, 2]}});
-        let b: Value = serde_json::from_str(r#"{ "data": {"a": [1,2], "b": 1}, "name": "x" }"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{ "data": {"a": [1,2], "b": 1}, "name": "x" }"#).unwrap();
         let c = json!({"name": "x", "data": {"b": 1, "a": [2, 1]}});
         let hash = |v: &Value| body_hash(v.as_object().unwrap());
         assert_eq!(hash(&a), hash(&b));

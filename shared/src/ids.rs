@@ -12,7 +12,9 @@ const RANDOM_DIGITS: usize = 14;
 
 fn random_base62(len: usize) -> String {
     let mut rng = rand::rng();
-    (0..len).map(|_| BASE62[rng.random_range(0..62)] as char).collect()
+    (0..len)
+        .map(|_| BASE62[rng.random_range(0..62)] as char)
+        .collect()
 }
 
 /// `prefix` + 9 time digits + 14 random digits (23 base62 characters), sortable by creation.

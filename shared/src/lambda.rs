@@ -57,7 +57,9 @@ where
 
 /// The [`Caller`] the authorizer put in the request context, if any.
 fn caller_of(context: &RequestContext) -> Option<Caller> {
-    let RequestContext::ApiGatewayV2(context) = context else { return None };
+    let RequestContext::ApiGatewayV2(context) = context else {
+        return None;
+    };
     let fields = &context.authorizer.as_ref()?.fields;
     let text = |name: &str| fields.get(name).and_then(|v| v.as_str()).map(str::to_owned);
     let kind = match text(context::KEY_KIND)?.as_str() {
@@ -65,7 +67,11 @@ fn caller_of(context: &RequestContext) -> Option<Caller> {
         "public" => KeyKind::Public,
         _ => return None,
     };
-    Some(Caller { organization_id: text(context::ORGANIZATION_ID)?, kind, key_name: text(context::KEY_NAME)? })
+    Some(Caller {
+        organization_id: text(context::ORGANIZATION_ID)?,
+        kind,
+        key_name: text(context::KEY_NAME)?,
+    })
 }
 
 pub fn api_request(event: lambda_http::Request) -> ApiRequest {

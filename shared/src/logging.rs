@@ -8,7 +8,11 @@ pub fn init(json: bool) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     // A second initialisation (tests) keeps the first subscriber.
     let _ = if json {
-        builder.json().flatten_event(true).with_current_span(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init()
     } else {
         builder.try_init()
     };

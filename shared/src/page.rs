@@ -23,11 +23,16 @@ pub struct PageScope {
 
 impl PageScope {
     pub fn new(list: &'static str, organization_id: &str) -> Self {
-        Self { list, organization_id: organization_id.to_owned(), filters: Vec::new() }
+        Self {
+            list,
+            organization_id: organization_id.to_owned(),
+            filters: Vec::new(),
+        }
     }
 
     pub fn filter(mut self, name: &'static str, value: Option<&str>) -> Self {
-        self.filters.push((name, value.unwrap_or_default().to_owned()));
+        self.filters
+            .push((name, value.unwrap_or_default().to_owned()));
         self
     }
 
@@ -80,7 +85,9 @@ impl std::fmt::Debug for PageTokens {
 
 impl PageTokens {
     pub fn new(signing_key: &[u8]) -> Self {
-        Self { key: signing_key.into() }
+        Self {
+            key: signing_key.into(),
+        }
     }
 
     fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
@@ -99,20 +106,29 @@ impl PageTokens {
         };
         let payload = serde_json::to_vec(&payload).expect("payload serializes");
         let signature = self.mac(&payload).finalize().into_bytes();
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(signature))
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(signature)
+        )
     }
 
     /// The position a token continues from, or the reason it is refused.
     pub fn open(&self, token: &str, scope: &PageScope, now: Timestamp) -> ApiResult<String> {
-        let tampered = || ApiError::invalid_page_token("The page token is malformed or was tampered with");
+        let tampered =
+            || ApiError::invalid_page_token("The page token is malformed or was tampered with");
         let (payload, signature) = token.split_once('.').ok_or_else(tampered)?;
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| tampered())?;
         let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| tampered())?;
         // Constant-time comparison inside verify_slice.
-        self.mac(&payload).verify_slice(&signature).map_err(|_| tampered())?;
+        self.mac(&payload)
+            .verify_slice(&signature)
+            .map_err(|_| tampered())?;
         let payload: Payload = serde_json::from_slice(&payload).map_err(|_| tampered())?;
         if payload.o != scope.organization_tag() {
-            return Err(ApiError::invalid_page_token("The page token belongs to another organization"));
+            return Err(ApiError::invalid_page_token(
+                "The page token belongs to another organization",
+            ));
         }
         if payload.f != scope.filters_tag() {
             return Err(ApiError::invalid_page_token(
@@ -120,7 +136,9 @@ impl PageTokens {
             ));
         }
         if now.as_second() >= payload.e {
-            return Err(ApiError::invalid_page_token("The page token has expired (tokens last 24 hours)"));
+            return Err(ApiError::invalid_page_token(
+                "The page token has expired (tokens last 24 hours)",
+            ));
         }
         Ok(payload.p)
     }
@@ -146,7 +164,12 @@ mod tests {
         let tokens = PageTokens::new(b"0123456789abcdef0123456789abcdef");
         let now = Timestamp::from_second(1_800_000_000).unwrap();
         let token = tokens.issue(&scope("org_a", Some("ACTIVE")), "pos-1", now);
-        assert_eq!(tokens.open(&token, &scope("org_a", Some("ACTIVE")), now).unwrap(), "pos-1");
+        assert_eq!(
+            tokens
+                .open(&token, &scope("org_a", Some("ACTIVE")), now)
+                .unwrap(),
+            "pos-1"
+        );
     }
 
     #[test]
@@ -154,7 +177,9 @@ mod tests {
         let tokens = PageTokens::new(b"0123456789abcdef0123456789abcdef");
         let now = Timestamp::from_second(1_800_000_000).unwrap();
         let token = tokens.issue(&scope("org_a", None), "pos", now);
-        let message = |token: &str, scope: PageScope, at: Timestamp| tokens.open(token, &scope, at).unwrap_err().message;
+        let message = |token: &str, scope: PageScope, at: Timestamp| {
+            tokens.open(token, &scope, at).unwrap_err().message
+        };
         assert!(message(&token, scope("org_b", None), now).contains("another organization"));
         assert!(message(&token, scope("org_a", Some("DRAFT")), now).contains("other filters"));
         let later = Timestamp::from_second(1_800_000_000 + PAGE_TOKEN_LIFETIME_SECONDS).unwrap();

@@ -25,7 +25,12 @@ pub struct Route {
 }
 
 const fn route(method: Method, path: &'static str, function: &'static str) -> Route {
-    Route { method, path, function, access: Access::ApiKey }
+    Route {
+        method,
+        path,
+        function,
+        access: Access::ApiKey,
+    }
 }
 
 pub const ROUTES: &[Route] = &[
@@ -35,16 +40,29 @@ pub const ROUTES: &[Route] = &[
     route(Method::GET, "/v1/flows/{flow}", "flow-get"),
     route(Method::PUT, "/v1/flows/{flow}", "flow-update"),
     route(Method::DELETE, "/v1/flows/{flow}", "flow-delete"),
-    route(Method::GET, "/v1/flows/{flow}/versions", "flow-versions-list"),
-    route(Method::POST, "/v1/flows/{flow}/versions", "flow-version-create"),
+    route(
+        Method::GET,
+        "/v1/flows/{flow}/versions",
+        "flow-versions-list",
+    ),
+    route(
+        Method::POST,
+        "/v1/flows/{flow}/versions",
+        "flow-version-create",
+    ),
     route(Method::POST, "/v1/flows/{flow}/publish", "flow-publish"),
 ];
 
 #[derive(Debug)]
 pub enum RouteMatch {
-    Found { route: &'static Route, params: HashMap<String, String> },
+    Found {
+        route: &'static Route,
+        params: HashMap<String, String>,
+    },
     /// The path exists, with other methods.
-    MethodNotAllowed { allowed: Vec<Method> },
+    MethodNotAllowed {
+        allowed: Vec<Method>,
+    },
     NotFound,
 }
 
@@ -70,9 +88,10 @@ fn match_path(template: &str, path: &str) -> Option<HashMap<String, String>> {
 }
 
 fn percent_decode(segment: &str) -> Option<String> {
-    let bytes: Vec<u8> = form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, value)| value.into_owned().into_bytes())?;
+    let bytes: Vec<u8> =
+        form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, value)| value.into_owned().into_bytes())?;
     String::from_utf8(bytes).ok()
 }
 
@@ -82,12 +101,17 @@ pub fn match_route(method: &Method, path: &str) -> RouteMatch {
     let mut best: Option<(&'static Route, HashMap<String, String>)> = None;
     let mut allowed = Vec::new();
     for route in ROUTES {
-        let Some(params) = match_path(route.path, path) else { continue };
+        let Some(params) = match_path(route.path, path) else {
+            continue;
+        };
         if route.method != *method {
             allowed.push(route.method.clone());
             continue;
         }
-        if best.as_ref().is_none_or(|(_, current)| params.len() < current.len()) {
+        if best
+            .as_ref()
+            .is_none_or(|(_, current)| params.len() < current.len())
+        {
             best = Some((route, params));
         }
     }
@@ -104,25 +128,46 @@ mod tests {
 
     #[test]
     fn literal_segments_win_over_parameters() {
-        let RouteMatch::Found { route, .. } = match_route(&Method::POST, "/v1/flows/validate") else { panic!() };
+        let RouteMatch::Found { route, .. } = match_route(&Method::POST, "/v1/flows/validate")
+        else {
+            panic!()
+        };
         assert_eq!(route.function, "flow-validate");
-        let RouteMatch::Found { route, params } = match_route(&Method::GET, "/v1/flows/flow_abc%20") else { panic!() };
+        let RouteMatch::Found { route, params } =
+            match_route(&Method::GET, "/v1/flows/flow_abc%20")
+        else {
+            panic!()
+        };
         assert_eq!(route.function, "flow-get");
         assert_eq!(params["flow"], "flow_abc ");
     }
 
     #[test]
     fn wrong_methods_and_unknown_paths() {
-        assert!(matches!(match_route(&Method::PATCH, "/v1/flows"), RouteMatch::MethodNotAllowed { .. }));
-        assert!(matches!(match_route(&Method::GET, "/v1/nothing"), RouteMatch::NotFound));
-        assert!(matches!(match_route(&Method::GET, "/v1/flows/a/b/c"), RouteMatch::NotFound));
+        assert!(matches!(
+            match_route(&Method::PATCH, "/v1/flows"),
+            RouteMatch::MethodNotAllowed { .. }
+        ));
+        assert!(matches!(
+            match_route(&Method::GET, "/v1/nothing"),
+            RouteMatch::NotFound
+        ));
+        assert!(matches!(
+            match_route(&Method::GET, "/v1/flows/a/b/c"),
+            RouteMatch::NotFound
+        ));
     }
 
     #[test]
     fn every_function_serves_its_routes_only_once() {
         let mut seen = std::collections::HashSet::new();
         for route in ROUTES {
-            assert!(seen.insert((route.method.clone(), route.path)), "{} {}", route.method, route.path);
+            assert!(
+                seen.insert((route.method.clone(), route.path)),
+                "{} {}",
+                route.method,
+                route.path
+            );
         }
     }
 }

@@ -74,9 +74,11 @@ pub mod rfc3339 {
         }
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
             match Option::<String>::deserialize(d)? {
-                Some(text) => super::super::parse_timestamp(&text).map(Some).ok_or_else(|| {
-                    serde::de::Error::custom(format!("not an RFC 3339 timestamp: {text}"))
-                }),
+                Some(text) => super::super::parse_timestamp(&text)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        serde::de::Error::custom(format!("not an RFC 3339 timestamp: {text}"))
+                    }),
                 None => Ok(None),
             }
         }

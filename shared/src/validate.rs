@@ -21,7 +21,9 @@ pub fn is_language_tag(tag: &str) -> bool {
     let alpha = |s: &str| s.bytes().all(|b| b.is_ascii_alphabetic());
     let alnum = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric());
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let Some(language) = parts.next() else { return false };
+    let Some(language) = parts.next() else {
+        return false;
+    };
     if !(alpha(language) && (2..=3).contains(&language.len())) {
         return false;
     }
@@ -73,17 +75,41 @@ mod tests {
         for good in ["+15551234567", "+442071838750", "+4930123456"] {
             assert!(is_e164(good), "{good}");
         }
-        for bad in ["15551234567", "+0123456789", "+1555", "+1555123456789012", "+1 555 123", ""] {
+        for bad in [
+            "15551234567",
+            "+0123456789",
+            "+1555",
+            "+1555123456789012",
+            "+1 555 123",
+            "",
+        ] {
             assert!(!is_e164(bad), "{bad}");
         }
     }
 
     #[test]
     fn language_tags() {
-        for good in ["en", "en-US", "zh-Hant-TW", "es-419", "sl-rozaj", "de-CH-1996", "en-US-x-twain"] {
+        for good in [
+            "en",
+            "en-US",
+            "zh-Hant-TW",
+            "es-419",
+            "sl-rozaj",
+            "de-CH-1996",
+            "en-US-x-twain",
+        ] {
             assert!(is_language_tag(good), "{good}");
         }
-        for bad in ["", "e", "english-US-", "en_US", "en-", "123", "en-US-x", "toolonglanguage"] {
+        for bad in [
+            "",
+            "e",
+            "english-US-",
+            "en_US",
+            "en-",
+            "123",
+            "en-US-x",
+            "toolonglanguage",
+        ] {
             assert!(!is_language_tag(bad), "{bad}");
         }
     }

@@ -18,10 +18,15 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
         move || async move {
             let flow = service::create_flow(app, caller, fields).await?;
             let resource_id = flow.id.to_string();
-            Ok(Created { response: ApiResponse::resource(StatusCode::CREATED, &flow), resource_id })
+            Ok(Created {
+                response: ApiResponse::resource(StatusCode::CREATED, &flow),
+                resource_id,
+            })
         },
         move |resource_id: String| async move {
-            let id = resource_id.parse().map_err(|_| flowline_core::ApiError::internal())?;
+            let id = resource_id
+                .parse()
+                .map_err(|_| flowline_core::ApiError::internal())?;
             let flow = service::get_flow(app, caller, &FlowRef::Id(id), None).await?;
             Ok(ApiResponse::resource(StatusCode::CREATED, &flow))
         },

@@ -6,5 +6,7 @@ use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
 pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let caller = request.writer()?;
     let reference = FlowRef::parse(request.path_param("flow"))?;
-    Ok(ApiResponse::message(service::archive_flow(app, caller, &reference).await?))
+    Ok(ApiResponse::message(
+        service::archive_flow(app, caller, &reference).await?,
+    ))
 }

@@ -12,7 +12,10 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let version = match query.get("version") {
         None => None,
         Some(_) if matches!(reference, FlowRef::Id(_)) => {
-            return Err(ApiError::invalid_field("version", "applies to a slug; a numeric id is already one version"));
+            return Err(ApiError::invalid_field(
+                "version",
+                "applies to a slug; a numeric id is already one version",
+            ));
         }
         Some(_) => Some(query.integer("version", 1..=u32::MAX, 1)?),
     };

@@ -7,12 +7,21 @@ use flowline_core::{ApiError, ApiRequest, ApiResponse, ApiResult, App};
 
 pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let caller = request.caller()?;
-    let query = request.query_params(&["status", "channel_type", "type", "page_size", "next_page_token"])?;
+    let query = request.query_params(&[
+        "status",
+        "channel_type",
+        "type",
+        "page_size",
+        "next_page_token",
+    ])?;
     let status = query
         .get("status")
         .map(|text| {
             FlowStatus::from_filter(text).ok_or_else(|| {
-                ApiError::invalid_field("status", "must be one of: draft, active (or published), archived")
+                ApiError::invalid_field(
+                    "status",
+                    "must be one of: draft, active (or published), archived",
+                )
             })
         })
         .transpose()?;
@@ -20,7 +29,10 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
         .get("channel_type")
         .map(|text| {
             serde_json::from_value::<ChannelType>(text.to_ascii_lowercase().into()).map_err(|_| {
-                ApiError::invalid_field("channel_type", "must be one of: voice, chat, sms, video, in_app_chat")
+                ApiError::invalid_field(
+                    "channel_type",
+                    "must be one of: voice, chat, sms, video, in_app_chat",
+                )
             })
         })
         .transpose()?;
@@ -36,9 +48,15 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
         })
         .transpose()?;
     let list = ListFlows {
-        filters: FlowFilters { status, channel_type, flow_type },
+        filters: FlowFilters {
+            status,
+            channel_type,
+            flow_type,
+        },
         page_size: query.integer("page_size", 1..=100, 30)?,
         page_token: query.get("next_page_token"),
     };
-    Ok(ApiResponse::ok(&service::list_flows(app, caller, list).await?))
+    Ok(ApiResponse::ok(
+        &service::list_flows(app, caller, list).await?,
+    ))
 }

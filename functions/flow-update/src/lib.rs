@@ -8,6 +8,7 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let caller = request.writer()?;
     let reference = FlowRef::parse(request.path_param("flow"))?;
     let fields = flows::read_flow_body(request.json_object()?, false)?;
-    let flow = service::update_flow(app, caller, &reference, fields, request.header("if-match")).await?;
+    let flow =
+        service::update_flow(app, caller, &reference, fields, request.header("if-match")).await?;
     Ok(ApiResponse::resource(StatusCode::OK, &flow))
 }

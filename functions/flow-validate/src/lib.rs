@@ -7,5 +7,7 @@ pub async fn handle(_app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     request.writer()?;
     let body = request.json_object()?;
     let (_, problems) = flows::read_flow_fields(body, true);
-    Ok(ApiResponse::ok(&serde_json::json!({ "valid": problems.is_empty(), "problems": problems })))
+    Ok(ApiResponse::ok(
+        &serde_json::json!({ "valid": problems.is_empty(), "problems": problems }),
+    ))
 }

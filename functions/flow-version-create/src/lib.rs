@@ -7,6 +7,7 @@ use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
 pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let caller = request.writer()?;
     let reference = FlowRef::parse(request.path_param("flow"))?;
-    let flow = service::create_version(app, caller, &reference, request.json_object_or_empty()?).await?;
+    let flow =
+        service::create_version(app, caller, &reference, request.json_object_or_empty()?).await?;
     Ok(ApiResponse::resource(StatusCode::CREATED, &flow))
 }

@@ -19,7 +19,11 @@ pub fn data_to_yaml(value: Value) -> Result<String, String> {
                 Ok(json) => json_to_yaml(&json)?,
                 Err(_) => {
                     parse_yaml(&text)?;
-                    if text.trim().is_empty() { "{}\n".to_owned() } else { text }
+                    if text.trim().is_empty() {
+                        "{}\n".to_owned()
+                    } else {
+                        text
+                    }
                 }
             }
         }
@@ -27,7 +31,10 @@ pub fn data_to_yaml(value: Value) -> Result<String, String> {
         _ => return Err("must be a YAML or JSON string, an object or an array".to_owned()),
     };
     if yaml.len() > MAX_DATA_BYTES {
-        return Err(format!("must be at most {} KiB as YAML", MAX_DATA_BYTES / 1024));
+        return Err(format!(
+            "must be at most {} KiB as YAML",
+            MAX_DATA_BYTES / 1024
+        ));
     }
     Ok(yaml)
 }
@@ -39,8 +46,10 @@ fn json_to_yaml(json: &Value) -> Result<String, String> {
 fn parse_yaml(text: &str) -> Result<Yaml, String> {
     // serde_yaml_ng bounds recursion depth and alias expansion, so hostile YAML is an error,
     // not a hang or a crash.
-    let mut yaml: Yaml = serde_yaml_ng::from_str(text).map_err(|err| format!("is not valid YAML or JSON: {err}"))?;
-    yaml.apply_merge().map_err(|err| format!("has an invalid merge key: {err}"))?;
+    let mut yaml: Yaml =
+        serde_yaml_ng::from_str(text).map_err(|err| format!("is not valid YAML or JSON: {err}"))?;
+    yaml.apply_merge()
+        .map_err(|err| format!("has an invalid merge key: {err}"))?;
     Ok(yaml)
 }
 
@@ -68,7 +77,9 @@ fn to_json(yaml: Yaml) -> Value {
                 Value::from(u)
             } else {
                 // JSON has no NaN or infinity: those stay readable as YAML spells them.
-                n.as_f64().and_then(Number::from_f64).map_or_else(|| Value::String(n.to_string()), Value::Number)
+                n.as_f64()
+                    .and_then(Number::from_f64)
+                    .map_or_else(|| Value::String(n.to_string()), Value::Number)
             }
         }
         Yaml::String(s) => Value::String(s),
@@ -111,7 +122,11 @@ mod tests {
 
     #[test]
     fn bad_data_is_refused_with_a_reason() {
-        assert!(data_to_yaml(json!("a: [unclosed")).unwrap_err().contains("not valid YAML"));
+        assert!(
+            data_to_yaml(json!("a: [unclosed"))
+                .unwrap_err()
+                .contains("not valid YAML")
+        );
         assert!(data_to_yaml(json!(42)).is_err());
         assert!(data_to_yaml(json!("a: 1\n---\nb: 2\n")).is_err());
         let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n";
@@ -121,7 +136,10 @@ mod tests {
 
     #[test]
     fn non_string_keys_become_strings() {
-        assert_eq!(yaml_to_json("200: ok\ntrue: yes\n"), json!({"200": "ok", "true": "yes"}));
+        assert_eq!(
+            yaml_to_json("200: ok\ntrue: yes\n"),
+            json!({"200": "ok", "true": "yes"})
+        );
     }
 
     #[test]

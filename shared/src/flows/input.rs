@@ -39,18 +39,35 @@ impl FlowFields {
             ("targeting_logic", !self.targeting_logic.is_absent()),
             ("entry_points", !self.entry_points.is_absent()),
         ];
-        touched.extend(fields.into_iter().filter(|(_, touched)| *touched).map(|(name, _)| name));
+        touched.extend(
+            fields
+                .into_iter()
+                .filter(|(_, touched)| *touched)
+                .map(|(name, _)| name),
+        );
         touched
     }
 }
 
 /// Fields the server owns; a body that sends them is told so.
 const READ_ONLY: &[&str] = &[
-    "id", "slug", "version", "status", "code_snippet", "created_at", "modified_at", "modified_by", "flow_versions", "data_yaml",
+    "id",
+    "slug",
+    "version",
+    "status",
+    "code_snippet",
+    "created_at",
+    "modified_at",
+    "modified_by",
+    "flow_versions",
+    "data_yaml",
 ];
 
 /// Reads a create (`require_name`) or update body, collecting every problem.
-pub fn read_flow_fields(body: Map<String, Value>, require_name: bool) -> (FlowFields, Vec<FieldProblem>) {
+pub fn read_flow_fields(
+    body: Map<String, Value>,
+    require_name: bool,
+) -> (FlowFields, Vec<FieldProblem>) {
     let mut fields = FieldReader::new(body);
     for name in READ_ONLY {
         let message = if *name == "status" {
@@ -108,7 +125,11 @@ pub fn read_flow_fields(body: Map<String, Value>, require_name: bool) -> (FlowFi
 
 pub fn read_flow_body(body: Map<String, Value>, require_name: bool) -> ApiResult<FlowFields> {
     let (fields, problems) = read_flow_fields(body, require_name);
-    if problems.is_empty() { Ok(fields) } else { Err(crate::error::ApiError::validation(problems)) }
+    if problems.is_empty() {
+        Ok(fields)
+    } else {
+        Err(crate::error::ApiError::validation(problems))
+    }
 }
 
 fn read_entry_points(value: Value) -> Result<Vec<EntryPoint>, Vec<FieldProblem>> {
@@ -116,7 +137,10 @@ fn read_entry_points(value: Value) -> Result<Vec<EntryPoint>, Vec<FieldProblem>>
         return Err(vec![FieldProblem::new("entry_points", "must be an array")]);
     };
     if items.len() > MAX_ENTRY_POINTS {
-        return Err(vec![FieldProblem::new("entry_points", format!("must have at most {MAX_ENTRY_POINTS} entries"))]);
+        return Err(vec![FieldProblem::new(
+            "entry_points",
+            format!("must have at most {MAX_ENTRY_POINTS} entries"),
+        )]);
     }
     let mut problems = Vec::new();
     let mut points = Vec::new();
@@ -130,7 +154,9 @@ fn read_entry_points(value: Value) -> Result<Vec<EntryPoint>, Vec<FieldProblem>>
         let entry_id = fields.read("entry_id", |value| match value {
             Value::String(id)
                 if (1..=100).contains(&id.len())
-                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
             {
                 Ok(id)
             }
@@ -156,10 +182,17 @@ fn read_entry_points(value: Value) -> Result<Vec<EntryPoint>, Vec<FieldProblem>>
     let mut seen = std::collections::HashSet::new();
     for (index, point) in points.iter().enumerate() {
         if !point.entry_id.is_empty() && !seen.insert(point.entry_id.clone()) {
-            problems.push(FieldProblem::new(format!("entry_points[{index}].entry_id"), "is used twice"));
+            problems.push(FieldProblem::new(
+                format!("entry_points[{index}].entry_id"),
+                "is used twice",
+            ));
         }
     }
-    if problems.is_empty() { Ok(points) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(points)
+    } else {
+        Err(problems)
+    }
 }
 
 #[cfg(test)]
@@ -168,12 +201,19 @@ mod tests {
     use serde_json::json;
 
     fn problems(body: Value) -> Vec<String> {
-        read_flow_fields(body.as_object().unwrap().clone(), true).1.into_iter().map(|p| p.field).collect()
+        read_flow_fields(body.as_object().unwrap().clone(), true)
+            .1
+            .into_iter()
+            .map(|p| p.field)
+            .collect()
     }
 
     #[test]
     fn a_minimal_body_is_valid() {
-        let (fields, problems) = read_flow_fields(json!({"name": "Renewals"}).as_object().unwrap().clone(), true);
+        let (fields, problems) = read_flow_fields(
+            json!({"name": "Renewals"}).as_object().unwrap().clone(),
+            true,
+        );
         assert!(problems.is_empty());
         assert_eq!(fields.name.as_deref(), Some("Renewals"));
         assert_eq!(fields.touched(), ["name"]);
@@ -189,8 +229,16 @@ mod tests {
         assert_eq!(
             problems(body),
             [
-                "status", "name", "type", "channel_type", "active", "data",
-                "entry_points[0].entry_number", "entry_points[0].entry_language", "entry_points[1]", "surprise"
+                "status",
+                "name",
+                "type",
+                "channel_type",
+                "active",
+                "data",
+                "entry_points[0].entry_number",
+                "entry_points[0].entry_language",
+                "entry_points[1]",
+                "surprise"
             ]
         );
     }

@@ -19,8 +19,16 @@ pub enum FlowType {
     Tour,
 }
 
-pub const FLOW_TYPES: &[&str] =
-    &["ANNOUNCEMENT", "BANNER", "CARD", "CHECKLIST", "CUSTOM", "FORM", "SURVEY", "TOUR"];
+pub const FLOW_TYPES: &[&str] = &[
+    "ANNOUNCEMENT",
+    "BANNER",
+    "CARD",
+    "CHECKLIST",
+    "CUSTOM",
+    "FORM",
+    "SURVEY",
+    "TOUR",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -165,7 +173,9 @@ impl FlowHead {
     }
 
     pub fn active(&self) -> Option<&VersionSummary> {
-        self.versions.iter().find(|v| v.status == FlowStatus::Active)
+        self.versions
+            .iter()
+            .find(|v| v.status == FlowStatus::Active)
     }
 
     pub fn highest_version(&self) -> u32 {

@@ -29,7 +29,9 @@ impl FlowRef {
         if ids::is_flow_slug(text) {
             return Ok(Self::Slug(text.to_owned()));
         }
-        if !text.is_empty() && text.len() <= 16 && text.bytes().all(|b| b.is_ascii_digit())
+        if !text.is_empty()
+            && text.len() <= 16
+            && text.bytes().all(|b| b.is_ascii_digit())
             && let Ok(id) = text.parse::<u64>()
             && (1..=MAX_FLOW_ID).contains(&id)
         {
@@ -58,11 +60,15 @@ async fn resolve(
     let (slug, pinned) = match reference {
         FlowRef::Slug(slug) => (slug.clone(), version),
         FlowRef::Id(id) => {
-            let (slug, at) = store::resolve_id(table, organization_id, *id).await?.ok_or_else(flow_not_found)?;
+            let (slug, at) = store::resolve_id(table, organization_id, *id)
+                .await?
+                .ok_or_else(flow_not_found)?;
             (slug, Some(at))
         }
     };
-    let head = store::load_head(table, organization_id, &slug).await?.ok_or_else(flow_not_found)?;
+    let head = store::load_head(table, organization_id, &slug)
+        .await?
+        .ok_or_else(flow_not_found)?;
     let number = pinned.unwrap_or_else(|| head.value.current_version());
     let found = store::load_version(table, organization_id, &slug, number).await?;
     let found = found.ok_or_else(|| version_not_found(number))?;
@@ -76,24 +82,48 @@ fn code_snippet(base_url: &str, slug: &str) -> String {
 }
 
 /// The caller's organization's flow, as the API answers it.
-pub async fn get_flow(app: &App, caller: &Caller, reference: &FlowRef, version: Option<u32>) -> ApiResult<FlowView> {
+pub async fn get_flow(
+    app: &App,
+    caller: &Caller,
+    reference: &FlowRef,
+    version: Option<u32>,
+) -> ApiResult<FlowView> {
     let (head, found) = resolve(app, &caller.organization_id, reference, version).await?;
     Ok(FlowView::new(&head.value, found.value))
 }
 
 /// The `ACTIVE` version of a flow, which callbacks pin; `None` when the flow has none.
-pub async fn active_version(app: &App, organization_id: &str, slug: &str) -> ApiResult<Option<FlowVersion>> {
+pub async fn active_version(
+    app: &App,
+    organization_id: &str,
+    slug: &str,
+) -> ApiResult<Option<FlowVersion>> {
     let table = app.store.as_ref();
     let Some(head) = store::load_head(table, organization_id, slug).await? else {
         return Err(flow_not_found());
     };
-    let Some(active) = head.value.active() else { return Ok(None) };
-    Ok(store::load_version(table, organization_id, slug, active.version).await?.map(|v| v.value))
+    let Some(active) = head.value.active() else {
+        return Ok(None);
+    };
+    Ok(
+        store::load_version(table, organization_id, slug, active.version)
+            .await?
+            .map(|v| v.value),
+    )
 }
 
 /// One version of a flow (a callback's pinned version).
-pub async fn flow_version(app: &App, organization_id: &str, slug: &str, version: u32) -> ApiResult<Option<FlowVersion>> {
-    Ok(store::load_version(app.store.as_ref(), organization_id, slug, version).await?.map(|v| v.value))
+pub async fn flow_version(
+    app: &App,
+    organization_id: &str,
+    slug: &str,
+    version: u32,
+) -> ApiResult<Option<FlowVersion>> {
+    Ok(
+        store::load_version(app.store.as_ref(), organization_id, slug, version)
+            .await?
+            .map(|v| v.value),
+    )
 }
 
 fn listing_of(version: &FlowVersion) -> Listing {
@@ -112,9 +142,14 @@ async fn relist(app: &App, head: &mut FlowHead, changed: &[&FlowVersion]) -> Res
     let listing = match changed.iter().find(|v| v.version == current) {
         Some(version) => listing_of(version),
         None => {
-            let loaded = store::load_version(app.store.as_ref(), &head.organization_id, &head.slug, current)
-                .await?
-                .ok_or(Failure::Raced)?;
+            let loaded = store::load_version(
+                app.store.as_ref(),
+                &head.organization_id,
+                &head.slug,
+                current,
+            )
+            .await?
+            .ok_or(Failure::Raced)?;
             listing_of(&loaded.value)
         }
     };
@@ -140,10 +175,16 @@ pub async fn create_flow(app: &App, caller: &Caller, fields: FlowFields) -> ApiR
         name: fields.name.unwrap_or_default(),
         description: fields.description.into_option(),
         flow_type: fields.flow_type.into_option().unwrap_or(FlowType::Custom),
-        channel_type: fields.channel_type.into_option().unwrap_or(ChannelType::Voice),
+        channel_type: fields
+            .channel_type
+            .into_option()
+            .unwrap_or(ChannelType::Voice),
         status: FlowStatus::Draft,
         active: fields.active.into_option().unwrap_or(true),
-        data_yaml: fields.data_yaml.into_option().unwrap_or_else(|| "{}\n".to_owned()),
+        data_yaml: fields
+            .data_yaml
+            .into_option()
+            .unwrap_or_else(|| "{}\n".to_owned()),
         targeting_logic: fields.targeting_logic.into_option(),
         entry_points,
         code_snippet: code_snippet(&app.config.public_base_url, &slug),
@@ -157,7 +198,11 @@ pub async fn create_flow(app: &App, caller: &Caller, fields: FlowFields) -> ApiR
         versions: vec![version.summary()],
         listing: listing_of(&version),
     };
-    let change = FlowChange { before: None, head: head.clone(), versions: vec![(version.clone(), None)] };
+    let change = FlowChange {
+        before: None,
+        head: head.clone(),
+        versions: vec![(version.clone(), None)],
+    };
     store::commit(table, &caller.organization_id, change).await?;
     Ok(FlowView::new(&head, version))
 }
@@ -181,10 +226,17 @@ pub async fn update_flow(
         let touched = fields.touched();
         match found.value.status {
             FlowStatus::Archived => {
-                return Err(ApiError::conflict("An ARCHIVED version cannot be changed; create a new version").into());
+                return Err(ApiError::conflict(
+                    "An ARCHIVED version cannot be changed; create a new version",
+                )
+                .into());
             }
             FlowStatus::Active => {
-                let locked: Vec<&str> = touched.iter().copied().filter(|f| !ACTIVE_EDITABLE.contains(f)).collect();
+                let locked: Vec<&str> = touched
+                    .iter()
+                    .copied()
+                    .filter(|f| !ACTIVE_EDITABLE.contains(f))
+                    .collect();
                 if !locked.is_empty() {
                     return Err(ApiError::conflict(format!(
                         "An ACTIVE version only takes {}; create a new version to change {}",
@@ -200,13 +252,21 @@ pub async fn update_flow(
             return Ok(current_view);
         }
         let mut version = found.value.clone();
-        apply_fields(&mut version, fields.clone(), app.clock.now().as_millisecond());
+        apply_fields(
+            &mut version,
+            fields.clone(),
+            app.clock.now().as_millisecond(),
+        );
         version.modified_at = app.clock.now();
         version.modified_by = caller.key_name.clone();
         let mut head = before.value.clone();
         head.record(&version);
         relist(app, &mut head, &[&version]).await?;
-        let change = FlowChange { before: Some(before), head: head.clone(), versions: vec![(version.clone(), Some(found.rev))] };
+        let change = FlowChange {
+            before: Some(before),
+            head: head.clone(),
+            versions: vec![(version.clone(), Some(found.rev))],
+        };
         store::commit(app.store.as_ref(), organization_id, change).await?;
         Ok(FlowView::new(&head, version))
     })
@@ -217,7 +277,16 @@ fn apply_fields(version: &mut FlowVersion, fields: FlowFields, now_ms: i64) {
     if let Some(name) = fields.name {
         version.name = name;
     }
-    let FlowFields { description, flow_type, channel_type, active, data_yaml, targeting_logic, entry_points, .. } = fields;
+    let FlowFields {
+        description,
+        flow_type,
+        channel_type,
+        active,
+        data_yaml,
+        targeting_logic,
+        entry_points,
+        ..
+    } = fields;
     match description {
         Field::Set(text) => version.description = Some(text),
         Field::Null => version.description = None,
@@ -286,7 +355,9 @@ pub async fn archive_flow(app: &App, caller: &Caller, reference: &FlowRef) -> Ap
             let loaded = if number == found.value.version {
                 found.clone()
             } else {
-                store::load_version(app.store.as_ref(), organization_id, &head.slug, number).await?.ok_or(Failure::Raced)?
+                store::load_version(app.store.as_ref(), organization_id, &head.slug, number)
+                    .await?
+                    .ok_or(Failure::Raced)?
             };
             let mut version = loaded.value;
             version.status = FlowStatus::Archived;
@@ -297,16 +368,33 @@ pub async fn archive_flow(app: &App, caller: &Caller, reference: &FlowRef) -> Ap
         }
         let refs: Vec<&FlowVersion> = changed.iter().map(|(v, _)| v).collect();
         relist(app, &mut head, &refs).await?;
-        store::commit(app.store.as_ref(), organization_id, FlowChange { before: Some(before), head, versions: changed }).await?;
+        store::commit(
+            app.store.as_ref(),
+            organization_id,
+            FlowChange {
+                before: Some(before),
+                head,
+                versions: changed,
+            },
+        )
+        .await?;
         Ok(message)
     })
     .await
 }
 
 /// `POST /v1/flows/{flow}/versions`: a new draft, copied from the current (or a given) version.
-pub async fn create_version(app: &App, caller: &Caller, reference: &FlowRef, body: Map<String, Value>) -> ApiResult<FlowView> {
+pub async fn create_version(
+    app: &App,
+    caller: &Caller,
+    reference: &FlowRef,
+    body: Map<String, Value>,
+) -> ApiResult<FlowView> {
     let mut fields = FieldReader::new(body);
-    let from_version = fields.integer("from_version", 1..=u32::MAX as i64).into_option().map(|v| v as u32);
+    let from_version = fields
+        .integer("from_version", 1..=u32::MAX as i64)
+        .into_option()
+        .map(|v| v as u32);
     fields.finish()?;
     let organization_id = &caller.organization_id;
     let id = store::next_flow_id(app.store.as_ref()).await?;
@@ -320,10 +408,17 @@ pub async fn create_version(app: &App, caller: &Caller, reference: &FlowRef, bod
             .into());
         }
         let source = match from_version {
-            Some(number) if number != current.value.version => store::load_version(app.store.as_ref(), organization_id, &before.value.slug, number)
+            Some(number) if number != current.value.version => {
+                store::load_version(
+                    app.store.as_ref(),
+                    organization_id,
+                    &before.value.slug,
+                    number,
+                )
                 .await?
                 .ok_or_else(|| version_not_found(number))?
-                .value,
+                .value
+            }
             _ => current.value.clone(),
         };
         let now = app.clock.now();
@@ -339,7 +434,11 @@ pub async fn create_version(app: &App, caller: &Caller, reference: &FlowRef, bod
         let mut head = before.value.clone();
         head.record(&version);
         relist(app, &mut head, &[&version]).await?;
-        let change = FlowChange { before: Some(before), head: head.clone(), versions: vec![(version.clone(), None)] };
+        let change = FlowChange {
+            before: Some(before),
+            head: head.clone(),
+            versions: vec![(version.clone(), None)],
+        };
         store::commit(app.store.as_ref(), organization_id, change).await?;
         Ok(FlowView::new(&head, version))
     })
@@ -348,31 +447,56 @@ pub async fn create_version(app: &App, caller: &Caller, reference: &FlowRef, bod
 
 /// `POST /v1/flows/{flow}/publish`: the draft (or a given version: a rollback) becomes
 /// `ACTIVE`, the previous `ACTIVE` version `ARCHIVED`, in one transaction.
-pub async fn publish(app: &App, caller: &Caller, reference: &FlowRef, body: Map<String, Value>) -> ApiResult<FlowView> {
+pub async fn publish(
+    app: &App,
+    caller: &Caller,
+    reference: &FlowRef,
+    body: Map<String, Value>,
+) -> ApiResult<FlowView> {
     let mut fields = FieldReader::new(body);
-    let requested = fields.integer("version", 1..=u32::MAX as i64).into_option().map(|v| v as u32);
+    let requested = fields
+        .integer("version", 1..=u32::MAX as i64)
+        .into_option()
+        .map(|v| v as u32);
     fields.finish()?;
     let organization_id = &caller.organization_id;
     let published = optimistic(move || async move {
         let (before, _) = resolve(app, organization_id, reference, None).await?;
         let slug = before.value.slug.clone();
         let target = match requested {
-            Some(number) => before.value.summary(number).ok_or_else(|| version_not_found(number))?.clone(),
+            Some(number) => before
+                .value
+                .summary(number)
+                .ok_or_else(|| version_not_found(number))?
+                .clone(),
             None => before
                 .value
                 .draft()
-                .ok_or_else(|| ApiError::conflict("There is no draft to publish; name a version to roll back to"))?
+                .ok_or_else(|| {
+                    ApiError::conflict(
+                        "There is no draft to publish; name a version to roll back to",
+                    )
+                })?
                 .clone(),
         };
         if target.status == FlowStatus::Active {
-            return Err(ApiError::conflict(format!("Version {} is already ACTIVE", target.version)).into());
+            return Err(ApiError::conflict(format!(
+                "Version {} is already ACTIVE",
+                target.version
+            ))
+            .into());
         }
         let table = app.store.as_ref();
-        let loaded = store::load_version(table, organization_id, &slug, target.version).await?.ok_or(Failure::Raced)?;
+        let loaded = store::load_version(table, organization_id, &slug, target.version)
+            .await?
+            .ok_or(Failure::Raced)?;
         if !is_non_empty_mapping(&loaded.value.data_yaml) {
             return Err(ApiError::validation(vec![FieldProblem::new(
                 "data",
-                format!("version {} cannot be published: its data must be a non-empty mapping", target.version),
+                format!(
+                    "version {} cannot be published: its data must be a non-empty mapping",
+                    target.version
+                ),
             )])
             .into());
         }
@@ -380,7 +504,9 @@ pub async fn publish(app: &App, caller: &Caller, reference: &FlowRef, body: Map<
         let mut head = before.value.clone();
         let mut changed = Vec::new();
         if let Some(active) = before.value.active() {
-            let previous = store::load_version(table, organization_id, &slug, active.version).await?.ok_or(Failure::Raced)?;
+            let previous = store::load_version(table, organization_id, &slug, active.version)
+                .await?
+                .ok_or(Failure::Raced)?;
             let mut archived = previous.value;
             archived.status = FlowStatus::Archived;
             archived.modified_at = now;
@@ -395,7 +521,16 @@ pub async fn publish(app: &App, caller: &Caller, reference: &FlowRef, body: Map<
         head.record(&version);
         head.listing = listing_of(&version);
         changed.push((version.clone(), Some(loaded.rev)));
-        store::commit(table, organization_id, FlowChange { before: Some(before), head: head.clone(), versions: changed }).await?;
+        store::commit(
+            table,
+            organization_id,
+            FlowChange {
+                before: Some(before),
+                head: head.clone(),
+                versions: changed,
+            },
+        )
+        .await?;
         Ok(FlowView::new(&head, version))
     })
     .await?;
@@ -421,23 +556,53 @@ pub struct ListFlows<'a> {
 fn flows_scope(caller: &Caller, filters: &FlowFilters) -> PageScope {
     PageScope::new("flows", &caller.organization_id)
         .filter("status", filters.status.map(|s| s.as_str()))
-        .filter("channel_type", filters.channel_type.as_ref().map(super::model::serde_name).as_deref())
-        .filter("type", filters.flow_type.as_ref().map(super::model::serde_name).as_deref())
+        .filter(
+            "channel_type",
+            filters
+                .channel_type
+                .as_ref()
+                .map(super::model::serde_name)
+                .as_deref(),
+        )
+        .filter(
+            "type",
+            filters
+                .flow_type
+                .as_ref()
+                .map(super::model::serde_name)
+                .as_deref(),
+        )
 }
 
 pub async fn list_flows(app: &App, caller: &Caller, request: ListFlows<'_>) -> ApiResult<FlowList> {
     let scope = flows_scope(caller, &request.filters);
     let tokens: &PageTokens = &app.page_tokens;
     let now = app.clock.now();
-    let after = request.page_token.map(|token| tokens.open(token, &scope, now)).transpose()?;
+    let after = request
+        .page_token
+        .map(|token| tokens.open(token, &scope, now))
+        .transpose()?;
     let table = app.store.as_ref();
-    let page = store::list_page(table, &caller.organization_id, &request.filters, after, request.page_size as usize).await?;
+    let page = store::list_page(
+        table,
+        &caller.organization_id,
+        &request.filters,
+        after,
+        request.page_size as usize,
+    )
+    .await?;
     let total_records = store::count(table, &caller.organization_id, &request.filters).await?;
     Ok(FlowList {
-        flows: page.flows.into_iter().map(|(head, version)| FlowView::new(&head, version)).collect(),
+        flows: page
+            .flows
+            .into_iter()
+            .map(|(head, version)| FlowView::new(&head, version))
+            .collect(),
         page_size: request.page_size,
         total_records,
-        next_page_token: page.next.map(|position| tokens.issue(&scope, &position, now)),
+        next_page_token: page
+            .next
+            .map(|position| tokens.issue(&scope, &position, now)),
     })
 }
 
@@ -457,13 +622,25 @@ pub async fn list_versions(
     page_token: Option<&str>,
 ) -> ApiResult<FlowVersionList> {
     let (head, _) = resolve(app, &caller.organization_id, reference, None).await?;
-    let scope = PageScope::new("flow_versions", &caller.organization_id).filter("flow", Some(&head.value.slug));
+    let scope = PageScope::new("flow_versions", &caller.organization_id)
+        .filter("flow", Some(&head.value.slug));
     let now = app.clock.now();
-    let after = page_token.map(|token| app.page_tokens.open(token, &scope, now)).transpose()?;
-    let (versions, next) =
-        store::versions_page(app.store.as_ref(), &caller.organization_id, &head.value.slug, after, page_size as usize).await?;
+    let after = page_token
+        .map(|token| app.page_tokens.open(token, &scope, now))
+        .transpose()?;
+    let (versions, next) = store::versions_page(
+        app.store.as_ref(),
+        &caller.organization_id,
+        &head.value.slug,
+        after,
+        page_size as usize,
+    )
+    .await?;
     Ok(FlowVersionList {
-        flow_versions: versions.into_iter().map(|version| FlowView::new(&head.value, version)).collect(),
+        flow_versions: versions
+            .into_iter()
+            .map(|version| FlowView::new(&head.value, version))
+            .collect(),
         next_page_token: next.map(|position| app.page_tokens.issue(&scope, &position, now)),
     })
 }

@@ -76,7 +76,11 @@ impl FlowFilters {
         for status in [None, Some(listing.status)] {
             for channel_type in [None, Some(listing.channel_type)] {
                 for flow_type in [None, Some(listing.flow_type)] {
-                    all.push(Self { status, channel_type, flow_type });
+                    all.push(Self {
+                        status,
+                        channel_type,
+                        flow_type,
+                    });
                 }
             }
         }
@@ -89,7 +93,10 @@ fn list_pk(organization_id: &str, filters: &FlowFilters) -> String {
 }
 
 fn count_key(organization_id: &str, filters: &FlowFilters) -> Key {
-    Key::new(format!("ORG#{organization_id}#COUNTS"), format!("FLOWS#{}", filters.name()))
+    Key::new(
+        format!("ORG#{organization_id}#COUNTS"),
+        format!("FLOWS#{}", filters.name()),
+    )
 }
 
 #[derive(Serialize, Deserialize)]
@@ -111,14 +118,27 @@ fn list_entries(organization_id: &str, head: &FlowHead) -> BTreeMap<Key, ListEnt
         .into_iter()
         .map(|filters| {
             let key = Key::new(list_pk(organization_id, &filters), sort.clone());
-            (key, ListEntry { slug: head.slug.clone(), version: head.listing.version })
+            (
+                key,
+                ListEntry {
+                    slug: head.slug.clone(),
+                    version: head.listing.version,
+                },
+            )
         })
         .collect()
 }
 
-pub async fn load_head(table: &dyn Table, organization_id: &str, slug: &str) -> Result<Option<Loaded<FlowHead>>, StoreError> {
+pub async fn load_head(
+    table: &dyn Table,
+    organization_id: &str,
+    slug: &str,
+) -> Result<Option<Loaded<FlowHead>>, StoreError> {
     match table.get(&head_key(organization_id, slug)).await? {
-        Some(item) => Ok(Some(Loaded { value: item.decode()?, rev: item.rev })),
+        Some(item) => Ok(Some(Loaded {
+            value: item.decode()?,
+            rev: item.rev,
+        })),
         None => Ok(None),
     }
 }
@@ -129,15 +149,27 @@ pub async fn load_version(
     slug: &str,
     version: u32,
 ) -> Result<Option<Loaded<FlowVersion>>, StoreError> {
-    match table.get(&version_key(organization_id, slug, version)).await? {
-        Some(item) => Ok(Some(Loaded { value: item.decode()?, rev: item.rev })),
+    match table
+        .get(&version_key(organization_id, slug, version))
+        .await?
+    {
+        Some(item) => Ok(Some(Loaded {
+            value: item.decode()?,
+            rev: item.rev,
+        })),
         None => Ok(None),
     }
 }
 
 /// The slug and version of a numeric id, if it is this organization's.
-pub async fn resolve_id(table: &dyn Table, organization_id: &str, id: u64) -> Result<Option<(String, u32)>, StoreError> {
-    let Some(item) = table.get(&id_key(id)).await? else { return Ok(None) };
+pub async fn resolve_id(
+    table: &dyn Table,
+    organization_id: &str,
+    id: u64,
+) -> Result<Option<(String, u32)>, StoreError> {
+    let Some(item) = table.get(&id_key(id)).await? else {
+        return Ok(None);
+    };
     let entry: IdEntry = item.decode()?;
     Ok((entry.organization_id == organization_id).then_some((entry.slug, entry.version)))
 }
@@ -160,11 +192,25 @@ pub struct FlowChange {
     pub versions: Vec<(FlowVersion, Option<u64>)>,
 }
 
-pub async fn commit(table: &dyn Table, organization_id: &str, change: FlowChange) -> Result<(), StoreError> {
-    let FlowChange { before, head, versions } = change;
+pub async fn commit(
+    table: &dyn Table,
+    organization_id: &str,
+    change: FlowChange,
+) -> Result<(), StoreError> {
+    let FlowChange {
+        before,
+        head,
+        versions,
+    } = change;
     let mut writes = Vec::new();
-    let head_expect = before.as_ref().map_or(Expect::Absent, |b| Expect::Revision(b.rev));
-    writes.push(Write::put(head_key(organization_id, &head.slug), &head, head_expect)?);
+    let head_expect = before
+        .as_ref()
+        .map_or(Expect::Absent, |b| Expect::Revision(b.rev));
+    writes.push(Write::put(
+        head_key(organization_id, &head.slug),
+        &head,
+        head_expect,
+    )?);
     for (version, rev) in &versions {
         let key = version_key(organization_id, &version.slug, version.version);
         match rev {
@@ -181,28 +227,51 @@ pub async fn commit(table: &dyn Table, organization_id: &str, change: FlowChange
         }
     }
 
-    let old_entries = before.as_ref().map(|b| list_entries(organization_id, &b.value)).unwrap_or_default();
+    let old_entries = before
+        .as_ref()
+        .map(|b| list_entries(organization_id, &b.value))
+        .unwrap_or_default();
     let new_entries = list_entries(organization_id, &head);
-    for key in old_entries.keys().filter(|key| !new_entries.contains_key(*key)) {
-        writes.push(Write::Delete { key: key.clone(), expect: Expect::Anything });
+    for key in old_entries
+        .keys()
+        .filter(|key| !new_entries.contains_key(*key))
+    {
+        writes.push(Write::Delete {
+            key: key.clone(),
+            expect: Expect::Anything,
+        });
     }
     for (key, entry) in &new_entries {
         writes.push(Write::put(key.clone(), entry, Expect::Anything)?);
     }
 
-    let old_filters: HashSet<String> =
-        before.as_ref().map(|b| FlowFilters::all_matching(&b.value.listing)).unwrap_or_default().iter().map(FlowFilters::name).collect();
-    let new_filters: HashSet<String> = FlowFilters::all_matching(&head.listing).iter().map(FlowFilters::name).collect();
+    let old_filters: HashSet<String> = before
+        .as_ref()
+        .map(|b| FlowFilters::all_matching(&b.value.listing))
+        .unwrap_or_default()
+        .iter()
+        .map(FlowFilters::name)
+        .collect();
+    let new_filters: HashSet<String> = FlowFilters::all_matching(&head.listing)
+        .iter()
+        .map(FlowFilters::name)
+        .collect();
     if let Some(before) = &before {
         for filters in FlowFilters::all_matching(&before.value.listing) {
             if !new_filters.contains(&filters.name()) {
-                writes.push(Write::Add { key: count_key(organization_id, &filters), delta: -1 });
+                writes.push(Write::Add {
+                    key: count_key(organization_id, &filters),
+                    delta: -1,
+                });
             }
         }
     }
     for filters in FlowFilters::all_matching(&head.listing) {
         if !old_filters.contains(&filters.name()) {
-            writes.push(Write::Add { key: count_key(organization_id, &filters), delta: 1 });
+            writes.push(Write::Add {
+                key: count_key(organization_id, &filters),
+                delta: 1,
+            });
         }
     }
     table.write(writes).await
@@ -231,7 +300,10 @@ pub async fn list_page(
     let mut entries = table.query(&query).await?;
     let next = (entries.len() > limit).then(|| entries[limit - 1].key.sk.clone());
     entries.truncate(limit);
-    let entries: Vec<ListEntry> = entries.iter().map(|item| item.decode()).collect::<Result<_, _>>()?;
+    let entries: Vec<ListEntry> = entries
+        .iter()
+        .map(|item| item.decode())
+        .collect::<Result<_, _>>()?;
     let mut keys = Vec::with_capacity(entries.len() * 2);
     for entry in &entries {
         keys.push(head_key(organization_id, &entry.slug));
@@ -248,7 +320,11 @@ pub async fn list_page(
     Ok(FlowPage { flows, next })
 }
 
-pub async fn count(table: &dyn Table, organization_id: &str, filters: &FlowFilters) -> Result<u64, StoreError> {
+pub async fn count(
+    table: &dyn Table,
+    organization_id: &str,
+    filters: &FlowFilters,
+) -> Result<u64, StoreError> {
     let item = table.get(&count_key(organization_id, filters)).await?;
     Ok(item.map_or(0, |item| item.count.max(0) as u64))
 }
@@ -271,6 +347,9 @@ pub async fn versions_page(
     let mut items = table.query(&query).await?;
     let next = (items.len() > limit).then(|| items[limit - 1].key.sk.clone());
     items.truncate(limit);
-    let versions = items.iter().map(|item| item.decode()).collect::<Result<_, _>>()?;
+    let versions = items
+        .iter()
+        .map(|item| item.decode())
+        .collect::<Result<_, _>>()?;
     Ok((versions, next))
 }

@@ -30,7 +30,10 @@ pub struct DynamoTable {
 
 impl DynamoTable {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -40,7 +43,13 @@ impl DynamoTable {
     /// Creates the table (and its TTL) when missing; used by the local server and the tests.
     /// In the cloud the SAM template owns the tables.
     pub async fn ensure_exists(&self) -> Result<(), StoreError> {
-        match self.client.describe_table().table_name(&self.table).send().await {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
             Ok(_) => return self.wait_until_active().await,
             Err(err) if error_code(&err) == Some("ResourceNotFoundException") => {}
             Err(err) => return Err(classify(err)),
@@ -82,7 +91,14 @@ impl DynamoTable {
             .attribute_name("ttl")
             .build()
             .expect("ttl specification is complete");
-        match self.client.update_time_to_live().table_name(&self.table).time_to_live_specification(ttl).send().await {
+        match self
+            .client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             // Already enabled by a concurrent creator.
             Err(err) if error_code(&err) == Some("ValidationException") => Ok(()),
@@ -92,13 +108,22 @@ impl DynamoTable {
 
     async fn wait_until_active(&self) -> Result<(), StoreError> {
         for _ in 0..60 {
-            let described = self.client.describe_table().table_name(&self.table).send().await.map_err(classify)?;
+            let described = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(classify)?;
             if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        Err(StoreError::Unavailable(format!("table {} did not become active", self.table)))
+        Err(StoreError::Unavailable(format!(
+            "table {} did not become active",
+            self.table
+        )))
     }
 
     fn key_attributes(key: &Key) -> HashMap<String, AttributeValue> {
@@ -131,7 +156,12 @@ impl DynamoTable {
     fn transact_item(&self, write: Write) -> Result<TransactWriteItem, StoreError> {
         let built = |err: aws_sdk_dynamodb::error::BuildError| StoreError::Corrupt(err.to_string());
         let item = match write {
-            Write::Put { key, doc, expect, expires_at } => {
+            Write::Put {
+                key,
+                doc,
+                expect,
+                expires_at,
+            } => {
                 let condition = Condition::of(expect);
                 let put = Put::builder()
                     .table_name(&self.table)
@@ -159,7 +189,9 @@ impl DynamoTable {
                     .table_name(&self.table)
                     .set_key(Some(Self::key_attributes(&key)))
                     // A check with no condition always holds; DynamoDB requires some expression.
-                    .condition_expression(condition.expression.unwrap_or_else(|| "attribute_exists(pk) OR attribute_not_exists(pk)".to_owned()))
+                    .condition_expression(condition.expression.unwrap_or_else(|| {
+                        "attribute_exists(pk) OR attribute_not_exists(pk)".to_owned()
+                    }))
                     .set_expression_attribute_values(condition.values)
                     .build()
                     .map_err(built)?;
@@ -181,7 +213,12 @@ impl DynamoTable {
 
     async fn write_one(&self, write: Write) -> Result<(), StoreError> {
         match write {
-            Write::Put { key, doc, expect, expires_at } => {
+            Write::Put {
+                key,
+                doc,
+                expect,
+                expires_at,
+            } => {
                 let condition = Condition::of(expect);
                 self.client
                     .put_item()
@@ -236,40 +273,65 @@ struct Condition {
 impl Condition {
     fn of(expect: Expect) -> Self {
         match expect {
-            Expect::Anything => Self { expression: None, values: None },
-            Expect::Absent => {
-                Self { expression: Some("attribute_not_exists(pk)".to_owned()), values: None }
-            }
+            Expect::Anything => Self {
+                expression: None,
+                values: None,
+            },
+            Expect::Absent => Self {
+                expression: Some("attribute_not_exists(pk)".to_owned()),
+                values: None,
+            },
             Expect::Revision(rev) => Self {
                 expression: Some("rev = :rev".to_owned()),
-                values: Some(HashMap::from([(":rev".to_owned(), AttributeValue::N(rev.to_string()))])),
+                values: Some(HashMap::from([(
+                    ":rev".to_owned(),
+                    AttributeValue::N(rev.to_string()),
+                )])),
             },
         }
     }
 }
 
 fn read_item(mut attributes: HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
-    let text = |attributes: &mut HashMap<String, AttributeValue>, name: &str| match attributes.remove(name) {
+    let text = |attributes: &mut HashMap<String, AttributeValue>, name: &str| match attributes
+        .remove(name)
+    {
         Some(AttributeValue::S(value)) => Ok(value),
-        other => Err(StoreError::Corrupt(format!("attribute {name} is {other:?}"))),
+        other => Err(StoreError::Corrupt(format!(
+            "attribute {name} is {other:?}"
+        ))),
     };
-    let number = |attributes: &HashMap<String, AttributeValue>, name: &str| match attributes.get(name) {
-        Some(AttributeValue::N(value)) => value
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is {value}"))),
-        None => Ok(None),
-        Some(other) => Err(StoreError::Corrupt(format!("attribute {name} is {other:?}"))),
+    let number =
+        |attributes: &HashMap<String, AttributeValue>, name: &str| match attributes.get(name) {
+            Some(AttributeValue::N(value)) => value
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt(format!("attribute {name} is {value}"))),
+            None => Ok(None),
+            Some(other) => Err(StoreError::Corrupt(format!(
+                "attribute {name} is {other:?}"
+            ))),
+        };
+    let key = Key {
+        pk: text(&mut attributes, "pk")?,
+        sk: text(&mut attributes, "sk")?,
     };
-    let key = Key { pk: text(&mut attributes, "pk")?, sk: text(&mut attributes, "sk")? };
     let rev = number(&attributes, "rev")?.unwrap_or(0) as u64;
     let count = number(&attributes, "n")?.unwrap_or(0);
     let expires_at = number(&attributes, "ttl")?;
     let doc = match attributes.remove("doc") {
-        Some(doc) => from_attribute_value(doc).map_err(|err| StoreError::Corrupt(err.to_string()))?,
+        Some(doc) => {
+            from_attribute_value(doc).map_err(|err| StoreError::Corrupt(err.to_string()))?
+        }
         None => serde_json::Value::Null,
     };
-    Ok(Item { key, rev, doc, count, expires_at })
+    Ok(Item {
+        key,
+        rev,
+        doc,
+        count,
+        expires_at,
+    })
 }
 
 fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
@@ -280,9 +342,13 @@ fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> 
 }
 
 /// Maps an SDK error to what the use cases act on.
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(err: SdkError<E, R>) -> StoreError {
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    err: SdkError<E, R>,
+) -> StoreError {
     match error_code(&err) {
-        Some("ConditionalCheckFailedException" | "TransactionConflictException") => StoreError::ConditionFailed,
+        Some("ConditionalCheckFailedException" | "TransactionConflictException") => {
+            StoreError::ConditionFailed
+        }
         Some(
             "ProvisionedThroughputExceededException"
             | "ThrottlingException"
@@ -298,17 +364,30 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(err: 
 }
 
 fn classify_transaction(
-    err: SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+    err: SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
 ) -> StoreError {
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
     if let SdkError::ServiceError(service) = &err
         && let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err()
     {
-        let codes: Vec<&str> = cancelled.cancellation_reasons().iter().filter_map(|reason| reason.code()).collect();
-        if codes.iter().any(|code| matches!(*code, "ConditionalCheckFailed" | "TransactionConflict")) {
+        let codes: Vec<&str> = cancelled
+            .cancellation_reasons()
+            .iter()
+            .filter_map(|reason| reason.code())
+            .collect();
+        if codes
+            .iter()
+            .any(|code| matches!(*code, "ConditionalCheckFailed" | "TransactionConflict"))
+        {
             return StoreError::ConditionFailed;
         }
-        if codes.iter().any(|code| matches!(*code, "ThrottlingError" | "ProvisionedThroughputExceeded")) {
+        if codes
+            .iter()
+            .any(|code| matches!(*code, "ThrottlingError" | "ProvisionedThroughputExceeded"))
+        {
             return StoreError::Unavailable(format!("transaction throttled: {codes:?}"));
         }
         return StoreError::Corrupt(format!("transaction cancelled: {codes:?}"));
@@ -343,7 +422,9 @@ impl Table for DynamoTable {
             while !pending.is_empty() {
                 attempt += 1;
                 if attempt > BATCH_GET_ATTEMPTS {
-                    return Err(StoreError::Unavailable("BatchGetItem kept leaving keys unprocessed".to_owned()));
+                    return Err(StoreError::Unavailable(
+                        "BatchGetItem kept leaving keys unprocessed".to_owned(),
+                    ));
                 }
                 if attempt > 1 {
                     // Unprocessed keys mean throttling: back off before asking again.
@@ -361,7 +442,11 @@ impl Table for DynamoTable {
                     .send()
                     .await
                     .map_err(classify)?;
-                for attributes in answer.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                for attributes in answer
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
                     let item = read_item(attributes)?;
                     found.insert(item.key.clone(), item);
                 }
@@ -392,7 +477,10 @@ impl Table for DynamoTable {
                 "pk = :pk AND sk BETWEEN :low AND :high"
             }
         };
-        let start = query.after.as_ref().map(|after| Self::key_attributes(&Key::new(query.pk.clone(), after.clone())));
+        let start = query
+            .after
+            .as_ref()
+            .map(|after| Self::key_attributes(&Key::new(query.pk.clone(), after.clone())));
         let mut items = Vec::new();
         let mut start = start;
         // One call answers at most 1 MB; continue until the page is full or the range ends.
@@ -405,7 +493,11 @@ impl Table for DynamoTable {
                 .set_expression_attribute_values(Some(values.clone()))
                 .set_exclusive_start_key(start)
                 .scan_index_forward(!query.descending)
-                .limit(i32::try_from(query.limit - items.len()).unwrap_or(i32::MAX).max(1))
+                .limit(
+                    i32::try_from(query.limit - items.len())
+                        .unwrap_or(i32::MAX)
+                        .max(1),
+                )
                 .consistent_read(true)
                 .send()
                 .await
@@ -444,7 +536,9 @@ impl Table for DynamoTable {
             .await
             .map_err(classify)?;
         match answer.attributes.as_ref().and_then(|a| a.get("n")) {
-            Some(AttributeValue::N(n)) => n.parse().map_err(|_| StoreError::Corrupt(format!("counter is {n}"))),
+            Some(AttributeValue::N(n)) => n
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("counter is {n}"))),
             other => Err(StoreError::Corrupt(format!("counter answered {other:?}"))),
         }
     }

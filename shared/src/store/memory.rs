@@ -23,7 +23,9 @@ impl MemoryTable {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeMap<String, Item>>> {
         // A panic while holding the lock cannot leave a half-applied write (writes are applied
         // only after every check), so a poisoned lock is still consistent.
-        self.partitions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.partitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -50,8 +52,19 @@ fn new_revision(expect: Expect) -> u64 {
 
 fn apply(partitions: &mut Partitions, write: Write) {
     match write {
-        Write::Put { key, doc, expect, expires_at } => {
-            let item = Item { key: key.clone(), rev: new_revision(expect), doc, count: 0, expires_at };
+        Write::Put {
+            key,
+            doc,
+            expect,
+            expires_at,
+        } => {
+            let item = Item {
+                key: key.clone(),
+                rev: new_revision(expect),
+                doc,
+                count: 0,
+                expires_at,
+            };
             partitions.entry(key.pk).or_default().insert(key.sk, item);
         }
         Write::Delete { key, .. } => {
@@ -85,12 +98,17 @@ impl Table for MemoryTable {
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
         let partitions = self.lock();
-        Ok(keys.iter().map(|key| find(&partitions, key).cloned()).collect())
+        Ok(keys
+            .iter()
+            .map(|key| find(&partitions, key).cloned())
+            .collect())
     }
 
     async fn query(&self, query: &Query) -> Result<Vec<Item>, StoreError> {
         let partitions = self.lock();
-        let Some(items) = partitions.get(&query.pk) else { return Ok(Vec::new()) };
+        let Some(items) = partitions.get(&query.pk) else {
+            return Ok(Vec::new());
+        };
         let (mut lower, mut upper) = match &query.range {
             SortRange::All => (Bound::Unbounded, Bound::Unbounded),
             SortRange::Prefix(prefix) => (Bound::Included(prefix.clone()), Bound::Unbounded),
@@ -118,9 +136,18 @@ impl Table for MemoryTable {
         };
         let matches = |item: &&Item| prefix.is_none_or(|p| item.key.sk.starts_with(p));
         let found: Vec<Item> = if query.descending {
-            in_range.rev().filter(matches).take(query.limit).cloned().collect()
+            in_range
+                .rev()
+                .filter(matches)
+                .take(query.limit)
+                .cloned()
+                .collect()
         } else {
-            in_range.filter(matches).take(query.limit).cloned().collect()
+            in_range
+                .filter(matches)
+                .take(query.limit)
+                .cloned()
+                .collect()
         };
         Ok(found)
     }
@@ -130,7 +157,9 @@ impl Table for MemoryTable {
         let mut partitions = self.lock();
         for write in &writes {
             let expect = match write {
-                Write::Put { expect, .. } | Write::Delete { expect, .. } | Write::Check { expect, .. } => *expect,
+                Write::Put { expect, .. }
+                | Write::Delete { expect, .. }
+                | Write::Check { expect, .. } => *expect,
                 Write::Add { .. } => Expect::Anything,
             };
             if !holds(expect, find(&partitions, write.key())) {
@@ -145,7 +174,13 @@ impl Table for MemoryTable {
 
     async fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
         let mut partitions = self.lock();
-        apply(&mut partitions, Write::Add { key: key.clone(), delta });
+        apply(
+            &mut partitions,
+            Write::Add {
+                key: key.clone(),
+                delta,
+            },
+        );
         Ok(find(&partitions, key).map_or(0, |item| item.count))
     }
 }

@@ -24,7 +24,10 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Self { pk: pk.into(), sk: sk.into() }
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
     }
 }
 
@@ -42,9 +45,8 @@ pub struct Item {
 impl Item {
     /// The domain record stored in `doc`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, StoreError> {
-        serde_json::from_value(self.doc.clone()).map_err(|err| {
-            StoreError::Corrupt(format!("{}/{}: {err}", self.key.pk, self.key.sk))
-        })
+        serde_json::from_value(self.doc.clone())
+            .map_err(|err| StoreError::Corrupt(format!("{}/{}: {err}", self.key.pk, self.key.sk)))
     }
 }
 
@@ -63,18 +65,37 @@ pub enum Expect {
 pub enum Write {
     /// Replace the whole item. Its revision becomes 1 (after `Absent`/`Anything`) or the
     /// expected revision + 1.
-    Put { key: Key, doc: serde_json::Value, expect: Expect, expires_at: Option<i64> },
-    Delete { key: Key, expect: Expect },
+    Put {
+        key: Key,
+        doc: serde_json::Value,
+        expect: Expect,
+        expires_at: Option<i64>,
+    },
+    Delete {
+        key: Key,
+        expect: Expect,
+    },
     /// Fails the whole write unless the condition holds; writes nothing itself.
-    Check { key: Key, expect: Expect },
+    Check {
+        key: Key,
+        expect: Expect,
+    },
     /// Adds `delta` to the item's counter, creating it at 0 first if missing.
-    Add { key: Key, delta: i64 },
+    Add {
+        key: Key,
+        delta: i64,
+    },
 }
 
 impl Write {
     pub fn put<T: Serialize>(key: Key, doc: &T, expect: Expect) -> Result<Self, StoreError> {
         let doc = serde_json::to_value(doc).map_err(|err| StoreError::Corrupt(err.to_string()))?;
-        Ok(Self::Put { key, doc, expect, expires_at: None })
+        Ok(Self::Put {
+            key,
+            doc,
+            expect,
+            expires_at: None,
+        })
     }
 
     pub fn key(&self) -> &Key {
@@ -108,7 +129,13 @@ pub struct Query {
 
 impl Query {
     pub fn partition(pk: impl Into<String>) -> Self {
-        Self { pk: pk.into(), range: SortRange::All, after: None, descending: false, limit: 100 }
+        Self {
+            pk: pk.into(),
+            range: SortRange::All,
+            after: None,
+            descending: false,
+            limit: 100,
+        }
     }
 }
 

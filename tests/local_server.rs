@@ -1,0 +1,184 @@
+//! The local server as a user meets it: `cargo run`'s binary, routing errors, and auth.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{Backend, TestServer};
+use reqwest::Method;
+
+/// Starts the real binary with `env`, returns it and the lines it printed up to "listening".
+fn start_binary(env: &[(&str, &str)]) -> (std::process::Child, Vec<String>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flowline"));
+    command
+        .env_remove("FLOWLINE_API_KEYS")
+        .env_remove("FLOWLINE_STORE")
+        .env("FLOWLINE_ADDR", "127.0.0.1:0");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let mut lines = Vec::new();
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).expect("read") == 0 {
+            break;
+        }
+        let done = line.contains("listening on");
+        lines.push(line.trim_end().to_owned());
+        if done {
+            break;
+        }
+    }
+    (child, lines)
+}
+
+fn listening_url(lines: &[String]) -> String {
+    let line = lines
+        .iter()
+        .find(|l| l.contains("listening on"))
+        .expect("a listening line");
+    line.rsplit(' ').next().expect("url").to_owned()
+}
+
+#[tokio::test]
+async fn without_configured_keys_the_server_prints_a_working_key_pair() {
+    let (mut child, lines) = start_binary(&[]);
+    let key = |label: &str| {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(label))
+            .unwrap_or_else(|| panic!("no {label} line in {lines:?}"));
+        line.rsplit(' ').next().unwrap().to_owned()
+    };
+    let (public, private) = (key("public key"), key("private key"));
+    assert!(public.starts_with("pk_") && private.starts_with("sk_"));
+    let base = listening_url(&lines);
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{base}/v1/flows"))
+        .bearer_auth(&private)
+        .json(&serde_json::json!({"name": "From the printed key"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let listed = client
+        .get(format!("{base}/v1/flows"))
+        .bearer_auth(&public)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    child.kill().ok();
+}
+
+#[tokio::test]
+async fn configured_keys_belong_to_their_organizations() {
+    let (mut child, lines) = start_binary(&[(
+        "FLOWLINE_API_KEYS",
+        "sk_alpha_key_1=org_alpha, pk_beta_key_1=org_beta",
+    )]);
+    assert!(
+        !lines.iter().any(|l| l.contains("private key")),
+        "no key is printed when keys are configured"
+    );
+    let base = listening_url(&lines);
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{base}/v1/flows"))
+        .bearer_auth("sk_alpha_key_1")
+        .json(&serde_json::json!({"name": "Alpha's"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let body: serde_json::Value = created.json().await.unwrap();
+    assert!(body["modified_by"].as_str().unwrap().starts_with("env-"));
+    let slug = body["slug"].as_str().unwrap();
+    let other = client
+        .get(format!("{base}/v1/flows/{slug}"))
+        .bearer_auth("pk_beta_key_1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    child.kill().ok();
+}
+
+#[test]
+fn malformed_key_configuration_stops_the_start() {
+    let output = Command::new(env!("CARGO_BIN_EXE_flowline"))
+        .env("FLOWLINE_API_KEYS", "not-a-key")
+        .env("FLOWLINE_ADDR", "127.0.0.1:0")
+        .output()
+        .expect("binary runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("FLOWLINE_API_KEYS"));
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405_in_the_error_shape() {
+    let server = TestServer::start(Backend::Memory).await;
+    let org = server.org().await;
+    org.get("/v1/nothing-here")
+        .await
+        .expect_error(404, "NOT_FOUND");
+    let answer = org.call(Method::PATCH, "/v1/flows").send().await;
+    answer.expect_error(405, "METHOD_NOT_ALLOWED");
+    assert!(answer.header("allow").unwrap().contains("GET"));
+}
+
+#[tokio::test]
+async fn missing_unknown_and_malformed_keys_are_401_with_the_exact_body() {
+    let server = TestServer::start(Backend::Memory).await;
+    let org = server.org().await;
+    for call in [
+        server.anonymous(Method::GET, "/v1/flows"),
+        org.with_key("sk_unknown_key_123", Method::GET, "/v1/flows"),
+        org.with_key("garbage", Method::GET, "/v1/flows"),
+    ] {
+        let answer = call.send().await;
+        assert_eq!(answer.status, 401);
+        assert_eq!(
+            answer.text,
+            r#"{"error":"Unauthorized","code":"UNAUTHORIZED"}"#
+        );
+    }
+    // The bare key works as well as the Bearer form.
+    let bare = server
+        .anonymous(Method::GET, "/v1/flows")
+        .header("authorization", &org.pk)
+        .send()
+        .await;
+    bare.expect(200);
+}
+
+#[tokio::test]
+async fn every_route_is_served_by_a_function() {
+    let server = TestServer::start(Backend::Memory).await;
+    for route in flowline_core::routes::ROUTES {
+        let path = route
+            .path
+            .replace("{flow}", "flow_AAAAAAAAAAAA")
+            .replace('{', "")
+            .replace('}', "");
+        let method = Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
+        let answer = server.anonymous(method, &path).send().await;
+        let expected = match route.access {
+            flowline_core::routes::Access::ApiKey => 401,
+            flowline_core::routes::Access::Open => 404,
+        };
+        assert_eq!(
+            answer.status, expected,
+            "{} {}: {}",
+            route.method, route.path, answer.text
+        );
+    }
+}
