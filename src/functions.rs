@@ -14,6 +14,17 @@ pub async fn call(app: &App, function: &str, request: ApiRequest) -> ApiResult<A
         "flow-versions-list" => flow_versions_list::handle(app, request).await,
         "flow-version-create" => flow_version_create::handle(app, request).await,
         "flow-publish" => flow_publish::handle(app, request).await,
+        "callback-create" => callback_create::handle(app, request).await,
+        "callback-list" => callback_list::handle(app, request).await,
+        "callback-get" => callback_get::handle(app, request).await,
+        "callback-update" => callback_update::handle(app, request).await,
+        "callback-cancel" => callback_cancel::handle(app, request).await,
+        "callback-dispatch" => callback_dispatch::handle(app, request).await,
+        "webhook-create" => webhook_create::handle(app, request).await,
+        "webhook-list" => webhook_list::handle(app, request).await,
+        "webhook-get" => webhook_get::handle(app, request).await,
+        "webhook-update" => webhook_update::handle(app, request).await,
+        "webhook-delete" => webhook_delete::handle(app, request).await,
         other => {
             tracing::error!(
                 function = other,

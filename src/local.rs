@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use flowline_core::app::{self, Config, StartupError, Storage, env};
+use flowline_core::app::{self, Config, Scheduling, StartupError, Storage, env};
 use flowline_core::auth::{KeyKind, hash_key};
 use flowline_core::time::format_timestamp;
 use flowline_core::{App, ids};
@@ -73,12 +73,10 @@ pub async fn run() -> Result<(), StartupError> {
             .to_owned(),
         allow_private_targets: app::allow_private_targets_from_env(),
     };
+    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let storage = match var(env::STORE).as_deref() {
         None | Some("memory") => Storage::Memory,
-        Some("dynamodb") => {
-            let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            Storage::dynamodb(&sdk_config)
-        }
+        Some("dynamodb") => Storage::dynamodb(&sdk_config),
         Some(other) => {
             return Err(StartupError::Invalid {
                 name: env::STORE,
@@ -86,8 +84,19 @@ pub async fn run() -> Result<(), StartupError> {
             });
         }
     };
-    let app = Arc::new(App::build(storage, &signing_key, config, true).await?);
+    let scheduling = match var(env::SCHEDULER).as_deref() {
+        None | Some("in-process") => Scheduling::InProcess,
+        Some("eventbridge") => Scheduling::eventbridge(&sdk_config, false)?,
+        Some(other) => {
+            return Err(StartupError::Invalid {
+                name: env::SCHEDULER,
+                reason: format!("{other}: use in-process or eventbridge"),
+            });
+        }
+    };
+    let app = App::build(storage, scheduling, &signing_key, config, true).await?;
     register_keys(&app).await?;
+    tokio::spawn(sweep_periodically(Arc::downgrade(&app)));
 
     tracing::info!(%addr, "Flowline is listening");
     println!("Flowline is listening on http://{addr}");
@@ -100,6 +109,21 @@ pub async fn run() -> Result<(), StartupError> {
             name: env::ADDR,
             reason: err.to_string(),
         })
+}
+
+/// How often the local server sweeps: it stands in for the cloud's 5-minute sweeper, and is the
+/// only thing that dispatches when schedules live in an emulator that never fires them.
+pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn sweep_periodically(app: std::sync::Weak<App>) {
+    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        ticks.tick().await;
+        let Some(app) = app.upgrade() else { return };
+        if let Err(err) = flowline_core::callbacks::dispatch::sweep(&app, SWEEP_INTERVAL).await {
+            tracing::warn!(error = %err.message, "sweep failed");
+        }
+    }
 }
 
 /// Registers `FLOWLINE_API_KEYS`, or makes one organization with a public and a private key

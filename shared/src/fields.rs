@@ -67,6 +67,11 @@ impl FieldReader {
         self.problems.push(FieldProblem::new(field, message));
     }
 
+    pub fn has_problem(&self, name: &str) -> bool {
+        let field = self.path(name);
+        self.problems.iter().any(|p| p.field == field)
+    }
+
     pub fn add_problems(&mut self, problems: Vec<FieldProblem>) {
         self.problems.extend(problems);
     }
@@ -126,7 +131,7 @@ impl FieldReader {
                 None
             }
             Field::Absent => {
-                if !self.problems.iter().any(|p| p.field == self.path(name)) {
+                if !self.has_problem(name) {
                     self.problem(name, "is required");
                 }
                 None

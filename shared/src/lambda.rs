@@ -33,7 +33,7 @@ pub fn init_tracing() {
 }
 
 /// Start-up of an HTTP function: logging, then the app from the environment.
-pub async fn start() -> Result<App, Error> {
+pub async fn start() -> Result<std::sync::Arc<App>, Error> {
     init_tracing();
     App::for_lambda().await.map_err(|err| {
         tracing::error!(error = %err, "start-up failed");
@@ -72,6 +72,26 @@ fn caller_of(context: &RequestContext) -> Option<Caller> {
         kind,
         key_name: text(context::KEY_NAME)?,
     })
+}
+
+/// Serves `handler` for a non-HTTP event (the scheduler's input, the sweeper's tick). An `Err`
+/// fails the invocation, so the caller (EventBridge Scheduler) retries it.
+pub async fn run_event<E, R, F, Fut>(handler: F) -> Result<(), Error>
+where
+    E: serde::de::DeserializeOwned + Send,
+    R: serde::Serialize,
+    F: Fn(E) -> Fut + Sync,
+    Fut: Future<Output = Result<R, crate::ApiError>> + Send,
+{
+    let handler = &handler;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<E>| async move {
+            handler(event.payload)
+                .await
+                .map_err(|err| Error::from(format!("{}: {}", err.code.as_str(), err.message)))
+        },
+    ))
+    .await
 }
 
 pub fn api_request(event: lambda_http::Request) -> ApiRequest {

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod callbacks;
 pub mod concurrency;
 pub mod error;
 pub mod fields;
@@ -15,9 +16,11 @@ pub mod lambda;
 pub mod logging;
 pub mod page;
 pub mod routes;
+pub mod scheduler;
 pub mod store;
 pub mod time;
 pub mod validate;
+pub mod webhooks;
 
 pub use app::App;
 pub use auth::Caller;

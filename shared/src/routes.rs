@@ -51,7 +51,25 @@ pub const ROUTES: &[Route] = &[
         "flow-version-create",
     ),
     route(Method::POST, "/v1/flows/{flow}/publish", "flow-publish"),
+    route(Method::POST, "/v1/callbacks", "callback-create"),
+    route(Method::GET, "/v1/callbacks", "callback-list"),
+    route(Method::GET, "/v1/callbacks/{id}", "callback-get"),
+    route(Method::PATCH, "/v1/callbacks/{id}", "callback-update"),
+    route(Method::POST, "/v1/callbacks/{id}/cancel", "callback-cancel"),
+    route(
+        Method::POST,
+        "/v1/callbacks/{id}/dispatch",
+        "callback-dispatch",
+    ),
+    route(Method::POST, "/v1/webhooks", "webhook-create"),
+    route(Method::GET, "/v1/webhooks", "webhook-list"),
+    route(Method::GET, "/v1/webhooks/{id}", "webhook-get"),
+    route(Method::PUT, "/v1/webhooks/{id}", "webhook-update"),
+    route(Method::DELETE, "/v1/webhooks/{id}", "webhook-delete"),
 ];
+
+/// Functions that no HTTP route invokes: the authorizer, the scheduler's target and the sweeper.
+pub const EVENT_FUNCTIONS: &[&str] = &["dispatch", "sweeper"];
 
 #[derive(Debug)]
 pub enum RouteMatch {

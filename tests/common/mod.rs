@@ -5,18 +5,20 @@
 use std::sync::{Arc, OnceLock};
 
 use flowline_core::App;
-use flowline_core::app::{Config, Storage};
+use flowline_core::app::{Config, Scheduling, Storage};
 use flowline_core::auth::KeyKind;
 use flowline_core::ids;
 use serde_json::Value;
 
 pub const SIGNING_KEY: &[u8] = b"test signing key, 32 bytes long!";
 
-/// Which store the server runs on.
+/// What the server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// The local default: in-memory store, in-process scheduler.
     Memory,
-    /// DynamoDB on the emulator `scripts/test` starts (`AWS_ENDPOINT_URL`).
+    /// The cloud's shape on the emulator `scripts/test` starts (`AWS_ENDPOINT_URL`): DynamoDB
+    /// and EventBridge Scheduler (which never fires: tests fire schedules themselves).
     DynamoDb,
 }
 
@@ -79,10 +81,41 @@ pub async fn storage(backend: Backend) -> Storage {
     }
 }
 
+pub async fn scheduling(backend: Backend) -> Scheduling {
+    match backend {
+        Backend::Memory => Scheduling::InProcess,
+        Backend::DynamoDb => {
+            let sdk = emulator_config().await;
+            Scheduling::EventBridge {
+                client: aws_sdk_scheduler::Client::new(&sdk),
+                settings: scheduler_settings(),
+                lambda: None,
+            }
+        }
+    }
+}
+
+/// The schedule group of this test process, and ARNs like the template's.
+pub fn scheduler_settings() -> flowline_core::scheduler::eventbridge::EventBridgeSettings {
+    flowline_core::scheduler::eventbridge::EventBridgeSettings {
+        group: format!(
+            "flowline-test-{}",
+            &table_names().0["flowline-test-".len()..]
+        ),
+        dispatch_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:flowline-dispatch"
+            .to_owned(),
+        role_arn: "arn:aws:iam::123456789012:role/flowline-scheduler".to_owned(),
+        dead_letter_arn: Some(
+            "arn:aws:sqs:us-east-1:123456789012:flowline-dispatch-dlq".to_owned(),
+        ),
+    }
+}
+
 pub struct TestServer {
     pub base: String,
     pub app: Arc<App>,
     pub client: reqwest::Client,
+    pub backend: Backend,
 }
 
 impl TestServer {
@@ -95,10 +128,15 @@ impl TestServer {
             public_base_url: base.clone(),
             allow_private_targets: true,
         };
-        let app = App::build(storage(backend).await, SIGNING_KEY, config, true)
-            .await
-            .expect("app builds");
-        let app = Arc::new(app);
+        let app = App::build(
+            storage(backend).await,
+            scheduling(backend).await,
+            SIGNING_KEY,
+            config,
+            true,
+        )
+        .await
+        .expect("app builds");
         let served = app.clone();
         tokio::spawn(async move {
             flowline::server::serve(listener, served, std::future::pending())
@@ -109,6 +147,7 @@ impl TestServer {
             base,
             app,
             client: reqwest::Client::new(),
+            backend,
         }
     }
 

@@ -534,6 +534,14 @@ pub async fn publish(
         Ok(FlowView::new(&head, version))
     })
     .await?;
+    let data = serde_json::json!({ "flow": published });
+    crate::webhooks::delivery::emit(
+        app,
+        organization_id,
+        crate::webhooks::EventType::FlowPublished,
+        data,
+    )
+    .await;
     Ok(published)
 }
 

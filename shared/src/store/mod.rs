@@ -190,3 +190,30 @@ fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// The index entries of a record: the items (in list partitions) that point at it.
+pub type Entries = std::collections::BTreeMap<Key, serde_json::Value>;
+
+/// The writes that turn a record's entries `before` into `after`: stale ones deleted, new or
+/// changed ones put. Entries are derived from the record, so they need no condition of their
+/// own: the record's conditional write in the same transaction guards them.
+pub fn reindex(before: &Entries, after: &Entries) -> Vec<Write> {
+    let mut writes = Vec::new();
+    for key in before.keys().filter(|key| !after.contains_key(*key)) {
+        writes.push(Write::Delete {
+            key: key.clone(),
+            expect: Expect::Anything,
+        });
+    }
+    for (key, doc) in after {
+        if before.get(key) != Some(doc) {
+            writes.push(Write::Put {
+                key: key.clone(),
+                doc: doc.clone(),
+                expect: Expect::Anything,
+                expires_at: None,
+            });
+        }
+    }
+    writes
+}

@@ -1,0 +1,265 @@
+//! Dispatch (SPEC §4): move a due callback `scheduled → dispatching` with one conditional write
+//! (so of concurrent dispatchers exactly one wins), deliver `callback.dispatch` to the
+//! organization's endpoints, record `dispatched` or `failed`, then emit the lifecycle event.
+//! The scheduler's invocations, the sweeper and `POST …/dispatch` all come through here.
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::model::{Callback, CallbackStatus, StoredCallback};
+use super::service::{event_data, load};
+use super::store;
+use crate::app::App;
+use crate::auth::Caller;
+use crate::concurrency::{Failure, optimistic};
+use crate::error::{ApiError, ApiResult};
+use crate::flows::model::FlowView;
+use crate::flows::store::Loaded;
+use crate::ids;
+use crate::scheduler::DispatchJob;
+use crate::webhooks::delivery::{DISPATCH_DEADLINE, Delivered, Event, deliver, emit};
+use crate::webhooks::{EventType, subscribers};
+
+/// How long a dispatcher owns a `dispatching` callback: longer than a whole dispatch (25 s) with
+/// a wide margin, short enough that a crashed dispatcher's callback is retried soon.
+pub const LEASE: SignedDuration = SignedDuration::from_mins(5);
+/// A schedule may fire this much before `scheduled_at` and still count (clock skew); earlier,
+/// it is a stale schedule of a callback that was moved later.
+const EARLY_TOLERANCE: SignedDuration = SignedDuration::from_secs(30);
+const MAX_SESSION_ID: usize = 255;
+
+pub const FLOW_INACTIVE: &str = "FLOW_INACTIVE";
+pub const EXPIRED: &str = "EXPIRED";
+pub const NO_DISPATCH_TARGET: &str = "NO_DISPATCH_TARGET";
+
+/// Takes the callback for this dispatcher: `dispatching`, with a lease.
+async fn take(
+    app: &App,
+    before: &Loaded<StoredCallback>,
+    keep_event_id: bool,
+) -> Result<Loaded<StoredCallback>, Failure> {
+    let now = app.clock.now();
+    let mut after = before.value.clone();
+    after.callback.status = CallbackStatus::Dispatching;
+    after.callback.attempted_at = Some(now);
+    after.callback.failure_cause = None;
+    after.callback.updated_at = now;
+    after.lease_until_ms = Some((now + LEASE).as_millisecond());
+    if !keep_event_id || after.dispatch_event_id.is_none() {
+        after.dispatch_event_id = Some(ids::new_id("evt_", now.as_millisecond()));
+    }
+    let rev = store::save(app.store.as_ref(), Some(before), &after).await?;
+    Ok(Loaded { value: after, rev })
+}
+
+/// A scheduler (or sweeper) invocation: dispatch if the callback is due and nobody else owns it;
+/// otherwise (gone, cancelled, done, not yet due, leased) do nothing. `None`: nothing done.
+pub async fn run_job(app: &App, job: &DispatchJob) -> ApiResult<Option<Callback>> {
+    let taken = optimistic(move || async move {
+        let Some(before) =
+            store::load(app.store.as_ref(), &job.organization_id, &job.callback_id).await?
+        else {
+            return Ok(None);
+        };
+        let now = app.clock.now();
+        let callback = &before.value.callback;
+        let takeable = match callback.status {
+            CallbackStatus::Scheduled => callback.scheduled_at <= now + EARLY_TOLERANCE,
+            CallbackStatus::Dispatching => before
+                .value
+                .lease_until_ms
+                .is_some_and(|until| until <= now.as_millisecond()),
+            _ => false,
+        };
+        if !takeable {
+            return Ok(None);
+        }
+        // A lease taken over continues the same dispatch: same event id for the receiver.
+        let keep_event_id = callback.status == CallbackStatus::Dispatching;
+        take(app, &before, keep_event_id).await.map(Some)
+    })
+    .await?;
+    match taken {
+        Some(taken) => run(app, taken).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `POST /v1/callbacks/{id}/dispatch`: `scheduled` or `failed` → dispatch now, synchronously.
+pub async fn dispatch_now(app: &App, caller: &Caller, id: &str) -> ApiResult<Callback> {
+    let taken = optimistic(move || async move {
+        let before = load(app, &caller.organization_id, id).await?;
+        match before.value.callback.status {
+            CallbackStatus::Scheduled | CallbackStatus::Failed => take(app, &before, false).await,
+            other => Err(ApiError::conflict(format!(
+                "A {} callback cannot be dispatched",
+                other.as_str()
+            ))
+            .into()),
+        }
+    })
+    .await?;
+    if let Err(err) = app.scheduler.unschedule(id).await {
+        tracing::warn!(callback = %id, %err, "could not delete the schedule of a callback dispatched by hand");
+    }
+    run(app, taken).await
+}
+
+/// What the dispatch came to.
+enum Outcome {
+    Dispatched { session_id: String },
+    Failed(String),
+}
+
+async fn deliver_dispatch(app: &App, stored: &StoredCallback) -> ApiResult<Outcome> {
+    let callback = &stored.callback;
+    let organization_id = &callback.organization_id;
+    let table = app.store.as_ref();
+    // The pinned version is delivered, as long as the flow still has an active ACTIVE version.
+    let flow_is_live =
+        match crate::flows::service::active_version(app, organization_id, &callback.flow).await {
+            Ok(Some(active)) => active.active,
+            Ok(None) => false,
+            Err(err) if err.code == crate::error::ErrorCode::NotFound => false,
+            Err(err) => return Err(err),
+        };
+    let head = crate::flows::store::load_head(table, organization_id, &callback.flow).await?;
+    let pinned = crate::flows::store::load_version(
+        table,
+        organization_id,
+        &callback.flow,
+        callback.flow_version,
+    )
+    .await?;
+    let (Some(head), Some(pinned), true) = (head, pinned, flow_is_live) else {
+        return Ok(Outcome::Failed(FLOW_INACTIVE.to_owned()));
+    };
+    if callback
+        .expires_at
+        .is_some_and(|expires| expires <= app.clock.now())
+    {
+        return Ok(Outcome::Failed(EXPIRED.to_owned()));
+    }
+    let endpoints = subscribers(app, organization_id, EventType::CallbackDispatch).await?;
+    if endpoints.is_empty() {
+        return Ok(Outcome::Failed(NO_DISPATCH_TARGET.to_owned()));
+    }
+    let data = json!({ "callback": callback, "flow": FlowView::new(&head.value, pinned.value) });
+    let event = Event::new(
+        EventType::CallbackDispatch,
+        stored.dispatch_event_id.clone(),
+        app.clock.now(),
+        data,
+    );
+    let deadline = Instant::now() + DISPATCH_DEADLINE;
+    let mut failure = String::new();
+    for endpoint in &endpoints {
+        match deliver(app, endpoint, &event, deadline).await {
+            Delivered::Accepted(body) => {
+                let session_id = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|answer| answer.get("session_id")?.as_str().map(str::to_owned))
+                    .filter(|id| !id.is_empty() && id.len() <= MAX_SESSION_ID)
+                    .unwrap_or_else(|| ids::new_id("sess_", app.clock.now().as_millisecond()));
+                return Ok(Outcome::Dispatched { session_id });
+            }
+            Delivered::Refused(last) => {
+                failure = format!("WEBHOOK_FAILED: {last} from {}", endpoint.url)
+            }
+        }
+    }
+    Ok(Outcome::Failed(failure))
+}
+
+/// Delivers and records the end of a dispatch this dispatcher owns.
+async fn run(app: &App, taken: Loaded<StoredCallback>) -> ApiResult<Callback> {
+    let outcome = deliver_dispatch(app, &taken.value).await?;
+    let now: Timestamp = app.clock.now();
+    let mut after = taken.value.clone();
+    after.lease_until_ms = None;
+    after.callback.updated_at = now;
+    let event = match outcome {
+        Outcome::Dispatched { session_id } => {
+            after.callback.status = CallbackStatus::Dispatched;
+            after.callback.dispatched_at = Some(now);
+            after.callback.created_session_id = Some(session_id);
+            EventType::CallbackDispatched
+        }
+        Outcome::Failed(cause) => {
+            after.callback.status = CallbackStatus::Failed;
+            after.callback.failure_cause = Some(cause);
+            EventType::CallbackFailed
+        }
+    };
+    match store::save(app.store.as_ref(), Some(&taken), &after).await {
+        Ok(_) => {}
+        // Our lease ran out and another dispatcher took over: its record stands.
+        Err(crate::store::StoreError::ConditionFailed) => {
+            let current = load(app, &after.callback.organization_id, &after.callback.id).await?;
+            return Ok(current.value.callback);
+        }
+        Err(err) => return Err(err.into()),
+    }
+    tracing::info!(callback = %after.callback.id, status = after.callback.status.as_str(), "dispatch finished");
+    emit(
+        app,
+        &after.callback.organization_id,
+        event,
+        event_data(&after.callback),
+    )
+    .await;
+    Ok(after.callback)
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SweepReport {
+    pub examined: usize,
+    pub dispatched: usize,
+    pub errors: usize,
+}
+
+/// The sweeper: dispatches callbacks more than 2 minutes overdue (a lost schedule) and those
+/// whose dispatcher's lease ran out (a crashed dispatch), until `budget` is spent.
+pub async fn sweep(app: &App, budget: std::time::Duration) -> ApiResult<SweepReport> {
+    let started = Instant::now();
+    let mut report = SweepReport::default();
+    for shard in 0..store::DUE_SHARDS {
+        loop {
+            let now_ms = app.clock.now().as_millisecond();
+            let jobs = store::due(app.store.as_ref(), shard, now_ms, 25).await?;
+            let mut progressed = false;
+            for job in &jobs {
+                if started.elapsed() >= budget {
+                    return Ok(report);
+                }
+                report.examined += 1;
+                match run_job(app, job).await {
+                    Ok(Some(_)) => {
+                        report.dispatched += 1;
+                        progressed = true;
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        report.errors += 1;
+                        tracing::warn!(callback = %job.callback_id, error = %err.message, "sweeper could not dispatch");
+                    }
+                }
+            }
+            // A page in which nothing could be taken would come back the same: next shard.
+            if jobs.len() < 25 || !progressed {
+                break;
+            }
+        }
+    }
+    if report.examined > 0 {
+        tracing::info!(
+            examined = report.examined,
+            dispatched = report.dispatched,
+            errors = report.errors,
+            "sweep finished"
+        );
+    }
+    Ok(report)
+}

@@ -1,0 +1,88 @@
+//! A scheduled callback (SPEC §4) and its state machine.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::time::rfc3339;
+
+pub const ID_PREFIX: &str = "cb_";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackStatus {
+    Scheduled,
+    Dispatching,
+    Dispatched,
+    Cancelled,
+    Failed,
+}
+
+pub const STATUSES: &[&str] = &[
+    "scheduled",
+    "dispatching",
+    "dispatched",
+    "cancelled",
+    "failed",
+];
+
+impl CallbackStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Dispatching => "dispatching",
+            Self::Dispatched => "dispatched",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The callback exactly as the API shows it: every field, `null` when absent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Callback {
+    pub id: String,
+    pub organization_id: String,
+    pub flow: String,
+    pub flow_version: u32,
+    pub source_session_id: Option<String>,
+    pub created_session_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub phone_number_id: Option<String>,
+    pub to_number: String,
+    pub from_number: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub scheduled_at: Timestamp,
+    #[serde(with = "rfc3339::option")]
+    pub expires_at: Option<Timestamp>,
+    pub status: CallbackStatus,
+    pub reason: Option<String>,
+    pub instructions: Option<String>,
+    pub summary: Option<String>,
+    pub pipeline_config: Option<Map<String, Value>>,
+    pub metadata: Option<Map<String, Value>>,
+    pub failure_cause: Option<String>,
+    #[serde(with = "rfc3339::option")]
+    pub attempted_at: Option<Timestamp>,
+    #[serde(with = "rfc3339::option")]
+    pub dispatched_at: Option<Timestamp>,
+    #[serde(with = "rfc3339::option")]
+    pub cancelled_at: Option<Timestamp>,
+    #[serde(with = "rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "rfc3339")]
+    pub updated_at: Timestamp,
+    pub cancel_reason: Option<String>,
+}
+
+/// The stored record: the callback and the dispatch bookkeeping the API never shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredCallback {
+    #[serde(flatten)]
+    pub callback: Callback,
+    /// While `dispatching`: until when the dispatcher that took it owns it.
+    pub lease_until_ms: Option<i64>,
+    /// The `callback.dispatch` event id of the current dispatch, kept when an expired lease is
+    /// taken over, so receivers can tell a repeat delivery (`webhook-id`) from a new dispatch.
+    pub dispatch_event_id: Option<String>,
+}

@@ -1,0 +1,306 @@
+//! The callback use cases behind the routes of SPEC §4 (dispatch is in `dispatch.rs`).
+//!
+//! Store and scheduler are never half-updated: a create makes the schedule first and the item
+//! second (a schedule without its item fires into nothing); cancel and reschedule change the
+//! item first, conditionally, and the schedule second (a stale schedule fires into a callback
+//! that is no longer due, which dispatch ignores; the sweeper catches one that never fires).
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::input::{CallbackPatch, NewCallback, check_patch_times, read_patch};
+use super::model::{Callback, CallbackStatus, ID_PREFIX, StoredCallback};
+use super::store::{self, CallbackFilters};
+use crate::app::App;
+use crate::auth::Caller;
+use crate::concurrency::{Failure, optimistic};
+use crate::error::{ApiError, ApiResult};
+use crate::fields::{Field, FieldReader};
+use crate::flows::store::Loaded;
+use crate::http::{check_if_match, etag_of};
+use crate::ids;
+use crate::page::{Page, PageScope};
+use crate::scheduler::DispatchJob;
+use crate::webhooks::EventType;
+use crate::webhooks::delivery::emit;
+
+pub fn not_found() -> ApiError {
+    ApiError::not_found("Callback")
+}
+
+pub(crate) async fn load(
+    app: &App,
+    organization_id: &str,
+    id: &str,
+) -> ApiResult<Loaded<StoredCallback>> {
+    if !ids::is_id(id, ID_PREFIX) {
+        return Err(not_found());
+    }
+    store::load(app.store.as_ref(), organization_id, id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+pub fn job_of(callback: &Callback) -> DispatchJob {
+    DispatchJob {
+        callback_id: callback.id.clone(),
+        organization_id: callback.organization_id.clone(),
+    }
+}
+
+/// `{"callback": …}`, the data of `callback.*` events.
+pub fn event_data(callback: &Callback) -> Value {
+    json!({ "callback": callback })
+}
+
+/// Creates a callback for `organization_id` (from an API key, or from a trigger URL).
+pub async fn create(app: &App, organization_id: &str, new: NewCallback) -> ApiResult<Callback> {
+    if !ids::is_flow_slug(&new.flow) {
+        return Err(ApiError::not_found("Flow"));
+    }
+    let active = crate::flows::service::active_version(app, organization_id, &new.flow)
+        .await?
+        .ok_or_else(|| ApiError::conflict("The flow has no ACTIVE version: publish it first"))?;
+    if !active.active {
+        return Err(ApiError::conflict(
+            "The flow is inactive and accepts no new callbacks",
+        ));
+    }
+    let now = app.clock.now();
+    let from_number = new.from_number.or_else(|| {
+        active
+            .entry_points
+            .iter()
+            .find_map(|p| p.entry_number.clone())
+    });
+    let callback = Callback {
+        id: ids::new_id(ID_PREFIX, now.as_millisecond()),
+        organization_id: organization_id.to_owned(),
+        flow: new.flow,
+        flow_version: active.version,
+        source_session_id: new.source_session_id,
+        created_session_id: None,
+        agent_id: new.agent_id,
+        phone_number_id: new.phone_number_id,
+        to_number: new.to_number,
+        from_number,
+        scheduled_at: new.scheduled_at.unwrap_or(now),
+        expires_at: new.expires_at,
+        status: CallbackStatus::Scheduled,
+        reason: new.reason,
+        instructions: new.instructions,
+        summary: new.summary,
+        pipeline_config: new.pipeline_config,
+        metadata: new.metadata,
+        failure_cause: None,
+        attempted_at: None,
+        dispatched_at: None,
+        cancelled_at: None,
+        created_at: now,
+        updated_at: now,
+        cancel_reason: None,
+    };
+    let stored = StoredCallback {
+        callback: callback.clone(),
+        lease_until_ms: None,
+        dispatch_event_id: None,
+    };
+    let job = job_of(&callback);
+    let table = app.store.as_ref();
+    match new.scheduled_at {
+        Some(at) => {
+            app.scheduler.schedule(&job, at).await?;
+            if let Err(err) = store::save(table, None, &stored).await {
+                if let Err(cleanup) = app.scheduler.unschedule(&callback.id).await {
+                    // The orphan schedule fires into a missing callback, which dispatch ignores.
+                    tracing::warn!(callback = %callback.id, %cleanup, "could not remove the schedule of a failed create");
+                }
+                return Err(err.into());
+            }
+        }
+        None => {
+            let rev = store::save(table, None, &stored).await?;
+            if let Err(err) = app.scheduler.dispatch_soon(&job).await {
+                let written = Loaded { value: stored, rev };
+                if let Err(cleanup) = store::remove(table, &written).await {
+                    tracing::warn!(callback = %callback.id, %cleanup, "could not roll back a callback whose dispatch could not start");
+                }
+                return Err(err.into());
+            }
+        }
+    }
+    emit(
+        app,
+        organization_id,
+        EventType::CallbackScheduled,
+        event_data(&callback),
+    )
+    .await;
+    Ok(callback)
+}
+
+pub async fn get(app: &App, caller: &Caller, id: &str) -> ApiResult<Callback> {
+    Ok(load(app, &caller.organization_id, id).await?.value.callback)
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallbackList {
+    pub callbacks: Vec<Callback>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+pub async fn list(
+    app: &App,
+    caller: &Caller,
+    filters: CallbackFilters,
+    limit: u32,
+    page_token: Option<&str>,
+) -> ApiResult<CallbackList> {
+    let scope = PageScope::new("callbacks", &caller.organization_id)
+        .filter("status", filters.status.map(CallbackStatus::as_str))
+        .filter("source_session_id", filters.source_session_id.as_deref())
+        .filter("flow", filters.flow.as_deref());
+    let now = app.clock.now();
+    let after = page_token
+        .map(|token| app.page_tokens.open(token, &scope, now))
+        .transpose()?;
+    let (callbacks, next) = store::list_page(
+        app.store.as_ref(),
+        &caller.organization_id,
+        &filters,
+        after,
+        limit as usize,
+    )
+    .await?;
+    let page = Page {
+        items: callbacks,
+        next_page_token: next.map(|position| app.page_tokens.issue(&scope, &position, now)),
+    };
+    Ok(CallbackList {
+        callbacks: page.items,
+        next_page_token: page.next_page_token,
+    })
+}
+
+fn apply(callback: &mut Callback, patch: &CallbackPatch) {
+    fn set<T: Clone>(target: &mut Option<T>, field: &Field<T>) {
+        match field {
+            Field::Set(value) => *target = Some(value.clone()),
+            Field::Null => *target = None,
+            Field::Absent => {}
+        }
+    }
+    if let Some(at) = patch.scheduled_at {
+        callback.scheduled_at = at;
+    }
+    if let Some(number) = &patch.to_number {
+        callback.to_number = number.clone();
+    }
+    set(&mut callback.expires_at, &patch.expires_at);
+    set(&mut callback.from_number, &patch.from_number);
+    set(&mut callback.reason, &patch.reason);
+    set(&mut callback.instructions, &patch.instructions);
+    set(&mut callback.summary, &patch.summary);
+    set(&mut callback.metadata, &patch.metadata);
+    set(&mut callback.pipeline_config, &patch.pipeline_config);
+}
+
+/// `PATCH /v1/callbacks/{id}`: while `scheduled`; the schedule moves with it.
+pub async fn update(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    body: Map<String, Value>,
+    if_match: Option<&str>,
+) -> ApiResult<Callback> {
+    let patch = read_patch(body)?;
+    let patch = &patch;
+    let updated = optimistic(move || async move {
+        let before = load(app, &caller.organization_id, id).await?;
+        check_if_match(if_match, &etag_of(&before.value.callback))?;
+        if before.value.callback.status != CallbackStatus::Scheduled {
+            return Err(ApiError::conflict(format!(
+                "Only a scheduled callback can be changed; this one is {}",
+                before.value.callback.status.as_str()
+            ))
+            .into());
+        }
+        let mut after = before.value.clone();
+        apply(&mut after.callback, patch);
+        check_patch_times(
+            app.clock.now(),
+            after.callback.scheduled_at,
+            after.callback.expires_at,
+            patch,
+        )?;
+        after.callback.updated_at = app.clock.now();
+        store::save(app.store.as_ref(), Some(&before), &after).await?;
+        Ok::<_, Failure>((before.value.callback.scheduled_at, after.callback))
+    })
+    .await;
+    let (previous_at, callback) = updated?;
+    if callback.scheduled_at != previous_at
+        && let Err(err) = app
+            .scheduler
+            .reschedule(&job_of(&callback), callback.scheduled_at)
+            .await
+    {
+        // The item is the truth: an early stale schedule is ignored by dispatch (not yet due),
+        // and the sweeper dispatches the callback if no schedule fires at its new time.
+        tracing::warn!(callback = %callback.id, %err, "the schedule did not move; the sweeper will cover it");
+    }
+    Ok(callback)
+}
+
+/// `POST /v1/callbacks/{id}/cancel`.
+pub async fn cancel(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    body: Map<String, Value>,
+) -> ApiResult<Callback> {
+    let mut fields = FieldReader::new(body);
+    let reason = fields
+        .string("reason", super::input::MAX_REASON)
+        .into_option();
+    fields.finish()?;
+    let reason = &reason;
+    let (callback, changed) = optimistic(move || async move {
+        let before = load(app, &caller.organization_id, id).await?;
+        match before.value.callback.status {
+            CallbackStatus::Cancelled => return Ok((before.value.callback, false)),
+            CallbackStatus::Scheduled => {}
+            other => {
+                return Err(ApiError::conflict(format!(
+                    "A {} callback cannot be cancelled",
+                    other.as_str()
+                ))
+                .into());
+            }
+        }
+        let now = app.clock.now();
+        let mut after = before.value.clone();
+        after.callback.status = CallbackStatus::Cancelled;
+        after.callback.cancelled_at = Some(now);
+        after.callback.cancel_reason = reason.clone();
+        after.callback.updated_at = now;
+        store::save(app.store.as_ref(), Some(&before), &after).await?;
+        Ok((after.callback, true))
+    })
+    .await?;
+    if changed {
+        if let Err(err) = app.scheduler.unschedule(&callback.id).await {
+            // A schedule that still fires finds a cancelled callback and does nothing.
+            tracing::warn!(callback = %callback.id, %err, "could not delete the schedule of a cancelled callback");
+        }
+        emit(
+            app,
+            &caller.organization_id,
+            EventType::CallbackCancelled,
+            event_data(&callback),
+        )
+        .await;
+    }
+    Ok(callback)
+}

@@ -1,0 +1,218 @@
+//! How callbacks live in the table (see `docs/table-design.md`):
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | callback | `ORG#<org>#CB#<id>` | `CALLBACK` |
+//! | list entry (4 or 8 per callback) | `ORG#<org>#CBS#s=<status>#sess=<session>#f=<flow>` | `<id>` |
+//! | due entry (while scheduled/dispatching) | `DUE#<shard 0-7>` | `<due ms, 13 digits>#<id>` |
+//!
+//! List entries exist for every combination of the filters `status`, `source_session_id` and
+//! `flow` with "any" (`*`), so each filtered list is one `Query`; ids sort by creation time, so
+//! newest first is a descending query. The due entry says when the sweeper must look at the
+//! callback: 2 minutes after `scheduled_at`, or when a dispatcher's lease runs out. It is
+//! spread over 8 partitions so no single partition takes every write.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use super::model::{Callback, CallbackStatus, StoredCallback};
+use crate::flows::store::Loaded;
+use crate::scheduler::DispatchJob;
+use crate::store::{Entries, Expect, Key, Query, SortRange, StoreError, Table, Write, reindex};
+
+pub const DUE_SHARDS: u32 = 8;
+/// The sweeper takes over a scheduled callback this late (SPEC §4: "more than 2 minutes").
+pub const SWEEP_GRACE_MS: i64 = 2 * 60 * 1000;
+
+fn item_key(organization_id: &str, id: &str) -> Key {
+    Key::new(format!("ORG#{organization_id}#CB#{id}"), "CALLBACK")
+}
+
+/// The filters of a callback list; `None` means any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallbackFilters {
+    pub status: Option<CallbackStatus>,
+    pub source_session_id: Option<String>,
+    pub flow: Option<String>,
+}
+
+fn list_pk(organization_id: &str, filters: &CallbackFilters) -> String {
+    // Session ids are the caller's text: encoded so no value can imitate the separators.
+    let session = filters
+        .source_session_id
+        .as_ref()
+        .map_or_else(|| "*".to_owned(), |s| URL_SAFE_NO_PAD.encode(s));
+    format!(
+        "ORG#{organization_id}#CBS#s={}#sess={session}#f={}",
+        filters.status.map_or("*", CallbackStatus::as_str),
+        filters.flow.as_deref().unwrap_or("*"),
+    )
+}
+
+fn shard(id: &str) -> u32 {
+    id.bytes().fold(0u32, |hash, b| {
+        hash.wrapping_mul(31).wrapping_add(u32::from(b))
+    }) % DUE_SHARDS
+}
+
+fn due_pk(shard: u32) -> String {
+    format!("DUE#{shard}")
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DueEntry {
+    organization_id: String,
+    callback_id: String,
+}
+
+/// When the sweeper must next look at a callback, if ever.
+fn due_ms(stored: &StoredCallback) -> Option<i64> {
+    match stored.callback.status {
+        CallbackStatus::Scheduled => {
+            Some(stored.callback.scheduled_at.as_millisecond() + SWEEP_GRACE_MS)
+        }
+        CallbackStatus::Dispatching => stored.lease_until_ms,
+        _ => None,
+    }
+}
+
+fn entries(stored: &StoredCallback) -> Entries {
+    let callback = &stored.callback;
+    let mut entries = Entries::new();
+    let sessions = match &callback.source_session_id {
+        Some(session) => vec![None, Some(session.clone())],
+        None => vec![None],
+    };
+    for status in [None, Some(callback.status)] {
+        for source_session_id in &sessions {
+            for flow in [None, Some(callback.flow.clone())] {
+                let filters = CallbackFilters {
+                    status,
+                    source_session_id: source_session_id.clone(),
+                    flow,
+                };
+                entries.insert(
+                    Key::new(list_pk(&callback.organization_id, &filters), &callback.id),
+                    serde_json::json!({}),
+                );
+            }
+        }
+    }
+    if let Some(due) = due_ms(stored) {
+        let key = Key::new(
+            due_pk(shard(&callback.id)),
+            format!("{:013}#{}", due.max(0), callback.id),
+        );
+        let entry = DueEntry {
+            organization_id: callback.organization_id.clone(),
+            callback_id: callback.id.clone(),
+        };
+        entries.insert(
+            key,
+            serde_json::to_value(entry).expect("due entries serialize"),
+        );
+    }
+    entries
+}
+
+pub async fn load(
+    table: &dyn Table,
+    organization_id: &str,
+    id: &str,
+) -> Result<Option<Loaded<StoredCallback>>, StoreError> {
+    match table.get(&item_key(organization_id, id)).await? {
+        Some(item) => Ok(Some(Loaded {
+            value: item.decode()?,
+            rev: item.rev,
+        })),
+        None => Ok(None),
+    }
+}
+
+/// Writes `after` (new, or replacing `before` only if unchanged since read) with its entries,
+/// in one transaction. Answers the revision written.
+pub async fn save(
+    table: &dyn Table,
+    before: Option<&Loaded<StoredCallback>>,
+    after: &StoredCallback,
+) -> Result<u64, StoreError> {
+    let key = item_key(&after.callback.organization_id, &after.callback.id);
+    let (expect, rev) = match before {
+        Some(before) => (Expect::Revision(before.rev), before.rev + 1),
+        None => (Expect::Absent, 1),
+    };
+    let mut writes = vec![Write::put(key, after, expect)?];
+    let old = before.map(|b| entries(&b.value)).unwrap_or_default();
+    writes.extend(reindex(&old, &entries(after)));
+    table.write(writes).await?;
+    Ok(rev)
+}
+
+/// Removes a callback that never got its schedule (creation rolled back).
+pub async fn remove(table: &dyn Table, stored: &Loaded<StoredCallback>) -> Result<(), StoreError> {
+    let callback = &stored.value.callback;
+    let mut writes = vec![Write::Delete {
+        key: item_key(&callback.organization_id, &callback.id),
+        expect: Expect::Revision(stored.rev),
+    }];
+    writes.extend(reindex(&entries(&stored.value), &Entries::new()));
+    table.write(writes).await
+}
+
+/// One page of a callback list, newest first, and the position after it.
+pub async fn list_page(
+    table: &dyn Table,
+    organization_id: &str,
+    filters: &CallbackFilters,
+    after: Option<String>,
+    limit: usize,
+) -> Result<(Vec<Callback>, Option<String>), StoreError> {
+    let query = Query {
+        pk: list_pk(organization_id, filters),
+        range: SortRange::All,
+        after,
+        descending: true,
+        limit: limit + 1,
+    };
+    let mut entries = table.query(&query).await?;
+    let next = (entries.len() > limit).then(|| entries[limit - 1].key.sk.clone());
+    entries.truncate(limit);
+    let keys: Vec<Key> = entries
+        .iter()
+        .map(|entry| item_key(organization_id, &entry.key.sk))
+        .collect();
+    let mut callbacks = Vec::with_capacity(keys.len());
+    for item in table.get_many(&keys).await?.into_iter().flatten() {
+        callbacks.push(item.decode::<StoredCallback>()?.callback);
+    }
+    Ok((callbacks, next))
+}
+
+/// Callbacks whose due time has passed, from one shard, oldest first.
+pub async fn due(
+    table: &dyn Table,
+    shard: u32,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<DispatchJob>, StoreError> {
+    // `~` sorts after every id character, so the upper bound takes everything due at now_ms.
+    let query = Query {
+        pk: due_pk(shard),
+        range: SortRange::Between("0".to_owned(), format!("{:013}#~", now_ms.max(0))),
+        after: None,
+        descending: false,
+        limit,
+    };
+    let items = table.query(&query).await?;
+    items
+        .iter()
+        .map(|item| {
+            let entry: DueEntry = item.decode()?;
+            Ok(DispatchJob {
+                callback_id: entry.callback_id,
+                organization_id: entry.organization_id,
+            })
+        })
+        .collect()
+}

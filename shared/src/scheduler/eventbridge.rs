@@ -1,0 +1,245 @@
+//! EventBridge Scheduler: one one-time schedule per callback, named after it, in the schedule
+//! group (default `flowline-callbacks`): `at(…)` in UTC, no flexible window, deleted after it
+//! runs, targeting the dispatch function with the callback's [`DispatchJob`] as input, with a
+//! retry policy and a dead-letter queue. "Now" is an asynchronous invocation of the dispatch
+//! function instead, since a schedule cannot be in the past.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_scheduler::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_scheduler::types::{
+    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode,
+    RetryPolicy, ScheduleState, Target,
+};
+use jiff::Timestamp;
+
+use super::in_process::InProcessScheduler;
+use super::{DispatchJob, Scheduler, SchedulerError};
+
+pub const DEFAULT_GROUP: &str = "flowline-callbacks";
+/// The scheduler retries a failed invocation (dispatch is idempotent) for up to an hour;
+/// after that the event goes to the dead-letter queue and the sweeper still finds the callback.
+const RETRY_ATTEMPTS: i32 = 10;
+const RETRY_MAX_AGE_SECONDS: i32 = 3600;
+
+pub mod env {
+    pub const GROUP: &str = "FLOWLINE_SCHEDULE_GROUP";
+    pub const DISPATCH_FUNCTION_ARN: &str = "FLOWLINE_DISPATCH_FUNCTION_ARN";
+    pub const ROLE_ARN: &str = "FLOWLINE_SCHEDULER_ROLE_ARN";
+    pub const DEAD_LETTER_ARN: &str = "FLOWLINE_DISPATCH_DLQ_ARN";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBridgeSettings {
+    pub group: String,
+    pub dispatch_function_arn: String,
+    pub role_arn: String,
+    pub dead_letter_arn: Option<String>,
+}
+
+/// How "dispatch now" happens.
+pub enum Immediate {
+    /// Asynchronous invocation of the dispatch function (the cloud).
+    Lambda(aws_sdk_lambda::Client),
+    /// In this process (a local server on EventBridge, which has no Lambda to invoke).
+    InProcess(Arc<InProcessScheduler>),
+}
+
+pub struct EventBridgeScheduler {
+    client: aws_sdk_scheduler::Client,
+    settings: EventBridgeSettings,
+    immediate: Immediate,
+}
+
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    err: SdkError<E, R>,
+) -> SchedulerError {
+    match err.code() {
+        Some(
+            "ValidationException"
+            | "ResourceNotFoundException"
+            | "ConflictException"
+            | "ServiceQuotaExceededException",
+        ) => SchedulerError::Refused(format!(
+            "{}: {}",
+            err.code().unwrap_or_default(),
+            err.message().unwrap_or_default()
+        )),
+        _ => SchedulerError::Unavailable(format!("{err}")),
+    }
+}
+
+/// `at(2026-11-21T14:15:22)`: one-time, to the second, read in the `UTC` time zone.
+pub fn at_expression(at: Timestamp) -> String {
+    format!("at({})", at.strftime("%Y-%m-%dT%H:%M:%S"))
+}
+
+impl EventBridgeScheduler {
+    pub fn new(
+        client: aws_sdk_scheduler::Client,
+        settings: EventBridgeSettings,
+        immediate: Immediate,
+    ) -> Self {
+        Self {
+            client,
+            settings,
+            immediate,
+        }
+    }
+
+    pub fn settings(&self) -> &EventBridgeSettings {
+        &self.settings
+    }
+
+    /// Creates the schedule group when missing (local use; in the cloud the template owns it).
+    pub async fn ensure_group(&self) -> Result<(), SchedulerError> {
+        match self
+            .client
+            .create_schedule_group()
+            .name(&self.settings.group)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if err.code() == Some("ConflictException") => Ok(()),
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    fn target(&self, job: &DispatchJob) -> Result<Target, SchedulerError> {
+        let input =
+            serde_json::to_string(job).map_err(|err| SchedulerError::Refused(err.to_string()))?;
+        let retry = RetryPolicy::builder()
+            .maximum_retry_attempts(RETRY_ATTEMPTS)
+            .maximum_event_age_in_seconds(RETRY_MAX_AGE_SECONDS)
+            .build();
+        let mut target = Target::builder()
+            .arn(&self.settings.dispatch_function_arn)
+            .role_arn(&self.settings.role_arn)
+            .input(input)
+            .retry_policy(retry);
+        if let Some(arn) = &self.settings.dead_letter_arn {
+            target = target.dead_letter_config(DeadLetterConfig::builder().arn(arn).build());
+        }
+        target
+            .build()
+            .map_err(|err| SchedulerError::Refused(err.to_string()))
+    }
+
+    fn window() -> Result<FlexibleTimeWindow, SchedulerError> {
+        FlexibleTimeWindow::builder()
+            .mode(FlexibleTimeWindowMode::Off)
+            .build()
+            .map_err(|err| SchedulerError::Refused(err.to_string()))
+    }
+
+    async fn create(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+        self.client
+            .create_schedule()
+            .name(&job.callback_id)
+            .group_name(&self.settings.group)
+            .schedule_expression(at_expression(at))
+            .schedule_expression_timezone("UTC")
+            .flexible_time_window(Self::window()?)
+            .action_after_completion(ActionAfterCompletion::Delete)
+            .state(ScheduleState::Enabled)
+            .description(format!(
+                "Flowline callback {} of {}",
+                job.callback_id, job.organization_id
+            ))
+            .target(self.target(job)?)
+            .send()
+            .await
+            .map(drop)
+            .map_err(classify)
+    }
+
+    async fn update(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+        self.client
+            .update_schedule()
+            .name(&job.callback_id)
+            .group_name(&self.settings.group)
+            .schedule_expression(at_expression(at))
+            .schedule_expression_timezone("UTC")
+            .flexible_time_window(Self::window()?)
+            .action_after_completion(ActionAfterCompletion::Delete)
+            .state(ScheduleState::Enabled)
+            .description(format!(
+                "Flowline callback {} of {}",
+                job.callback_id, job.organization_id
+            ))
+            .target(self.target(job)?)
+            .send()
+            .await
+            .map(drop)
+            .map_err(classify)
+    }
+}
+
+fn is_code(err: &SchedulerError, code: &str) -> bool {
+    matches!(err, SchedulerError::Refused(message) if message.starts_with(code))
+}
+
+#[async_trait]
+impl Scheduler for EventBridgeScheduler {
+    async fn schedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+        match self.create(job, at).await {
+            // A retried create (same callback id): make the existing schedule say the same.
+            Err(err) if is_code(&err, "ConflictException") => self.update(job, at).await,
+            other => other,
+        }
+    }
+
+    async fn reschedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+        match self.update(job, at).await {
+            Err(err) if is_code(&err, "ResourceNotFoundException") => self.create(job, at).await,
+            other => other,
+        }
+    }
+
+    async fn unschedule(&self, callback_id: &str) -> Result<(), SchedulerError> {
+        match self
+            .client
+            .delete_schedule()
+            .name(callback_id)
+            .group_name(&self.settings.group)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if err.code() == Some("ResourceNotFoundException") => Ok(()),
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    async fn dispatch_soon(&self, job: &DispatchJob) -> Result<(), SchedulerError> {
+        match &self.immediate {
+            Immediate::InProcess(local) => local.dispatch_soon(job).await,
+            Immediate::Lambda(lambda) => {
+                let payload = serde_json::to_vec(job)
+                    .map_err(|err| SchedulerError::Refused(err.to_string()))?;
+                lambda
+                    .invoke()
+                    .function_name(&self.settings.dispatch_function_arn)
+                    .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+                    .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|err| SchedulerError::Unavailable(format!("{err}")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_expressions_are_utc_to_the_second() {
+        let at: Timestamp = "2026-11-21T14:15:22.789Z".parse().unwrap();
+        assert_eq!(at_expression(at), "at(2026-11-21T14:15:22)");
+    }
+}

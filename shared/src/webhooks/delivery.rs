@@ -1,0 +1,261 @@
+//! Delivering events to endpoints: Standard Webhooks signing, the retry policy of SPEC §4, and
+//! the [`WebhookSender`] trait that does one HTTP POST (the real one, [`HttpSender`], refuses
+//! non-public targets at connect time and never follows redirects).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::target::{PublicOnlyResolver, is_public_ip};
+use super::{Endpoint, EventType};
+use crate::app::App;
+use crate::ids;
+use crate::time::format_timestamp;
+
+/// Tries per endpoint, the timeout of each, and the pauses between them (SPEC §4).
+pub const ATTEMPTS_PER_ENDPOINT: usize = 3;
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const BACKOFF: [Duration; 2] = [Duration::from_millis(500), Duration::from_secs(1)];
+/// A whole dispatch fits in API Gateway's 29 s limit for the synchronous route.
+pub const DISPATCH_DEADLINE: Duration = Duration::from_secs(25);
+/// Lifecycle events are notifications sent inline after the change they report: bounded so
+/// they never hold a request long.
+pub const LIFECYCLE_DEADLINE: Duration = Duration::from_secs(5);
+/// How much of an answer is read (enough for `{"session_id": …}`).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// What one POST came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Answered {
+        status: u16,
+        body: Bytes,
+    },
+    /// No HTTP answer: timeout, refused connection, refused target…
+    Failed(String),
+}
+
+#[async_trait]
+pub trait WebhookSender: Send + Sync {
+    async fn post(
+        &self,
+        url: &str,
+        headers: Vec<(&'static str, String)>,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Attempt;
+}
+
+pub struct HttpSender {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+impl HttpSender {
+    pub fn new(allow_private: bool) -> Self {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("Flowline-Webhooks/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder.dns_resolver(std::sync::Arc::new(PublicOnlyResolver));
+        }
+        let client = builder.build().expect("the webhook HTTP client builds");
+        Self {
+            client,
+            allow_private,
+        }
+    }
+}
+
+#[async_trait]
+impl WebhookSender for HttpSender {
+    async fn post(
+        &self,
+        url: &str,
+        headers: Vec<(&'static str, String)>,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Attempt {
+        let parsed = match super::target::check_url_form(url, self.allow_private) {
+            Ok(parsed) => parsed,
+            Err(message) => return Attempt::Failed(format!("refused target: {message}")),
+        };
+        // The resolver guards names; literal addresses never reach it.
+        if !self.allow_private
+            && let Some(host) = parsed.host_str()
+            && let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse()
+            && !is_public_ip(ip)
+        {
+            return Attempt::Failed("refused target: non-public address".to_owned());
+        }
+        let mut request = self
+            .client
+            .post(parsed)
+            .timeout(timeout)
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) if err.is_timeout() => return Attempt::Failed("timeout".to_owned()),
+            Err(err) if err.is_connect() => return Attempt::Failed("connection failed".to_owned()),
+            Err(_) => return Attempt::Failed("request failed".to_owned()),
+        };
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        let mut response = response;
+        loop {
+            match tokio::time::timeout(timeout, response.chunk()).await {
+                Ok(Ok(Some(chunk))) if body.len() + chunk.len() <= MAX_ANSWER_BYTES => {
+                    body.extend_from_slice(&chunk)
+                }
+                // An answer too long, too slow or broken still counts by its status.
+                _ => break,
+            }
+        }
+        Attempt::Answered {
+            status,
+            body: body.into(),
+        }
+    }
+}
+
+/// `{"id", "type", "created_at", "data"}`.
+#[derive(Debug, Serialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    pub created_at: String,
+    pub data: Value,
+}
+
+impl Event {
+    pub fn new(event_type: EventType, id: Option<String>, now: Timestamp, data: Value) -> Self {
+        Self {
+            id: id.unwrap_or_else(|| ids::new_id("evt_", now.as_millisecond())),
+            event_type: event_type.as_str(),
+            created_at: format_timestamp(now),
+            data,
+        }
+    }
+}
+
+/// Standard Webhooks headers for one delivery of `body`.
+pub fn signed_headers(
+    secret: &str,
+    event_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let signature = standardwebhooks::Webhook::new(secret)
+        .and_then(|webhook| webhook.sign(event_id, timestamp, body))
+        .unwrap_or_default();
+    vec![
+        (standardwebhooks::HEADER_WEBHOOK_ID, event_id.to_owned()),
+        (
+            standardwebhooks::HEADER_WEBHOOK_TIMESTAMP,
+            timestamp.to_string(),
+        ),
+        (standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature),
+    ]
+}
+
+/// How delivering to one endpoint ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// A 2xx answer, with its body.
+    Accepted(Bytes),
+    /// No 2xx: the last status (`503`) or error (`timeout`).
+    Refused(String),
+}
+
+fn retryable(status: u16) -> bool {
+    status == 408 || status == 429 || status >= 500
+}
+
+/// Delivers `event` to `endpoint`: up to 3 tries, 0.5 s then 1 s apart; a 4xx other than
+/// 408/429 is final; nothing starts after `deadline`.
+pub async fn deliver(
+    app: &App,
+    endpoint: &Endpoint,
+    event: &Event,
+    deadline: Instant,
+) -> Delivered {
+    let body: Bytes = serde_json::to_vec(event).expect("events serialize").into();
+    let mut last = "not attempted: out of time".to_owned();
+    for attempt in 0..ATTEMPTS_PER_ENDPOINT {
+        if attempt > 0 {
+            let pause = BACKOFF[(attempt - 1).min(BACKOFF.len() - 1)];
+            if Instant::now() + pause >= deadline {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        let timestamp = app.clock.now().as_second();
+        let headers = signed_headers(&endpoint.secret, &event.id, timestamp, &body);
+        let outcome = app
+            .sender
+            .post(
+                &endpoint.url,
+                headers,
+                body.clone(),
+                ATTEMPT_TIMEOUT.min(remaining),
+            )
+            .await;
+        match outcome {
+            Attempt::Answered { status, body } if (200..300).contains(&status) => {
+                return Delivered::Accepted(body);
+            }
+            Attempt::Answered { status, .. } => {
+                last = status.to_string();
+                if !retryable(status) {
+                    break;
+                }
+            }
+            Attempt::Failed(reason) => last = reason,
+        }
+        tracing::info!(endpoint = %endpoint.id, event = %event.id, attempt = attempt + 1, outcome = %last, "webhook attempt failed");
+    }
+    Delivered::Refused(last)
+}
+
+/// Sends a lifecycle event to every active endpoint subscribed to it, concurrently. Failures
+/// are logged, never raised: the change the event reports has already happened.
+pub async fn emit(app: &App, organization_id: &str, event_type: EventType, data: Value) {
+    let endpoints = match super::subscribers(app, organization_id, event_type).await {
+        Ok(endpoints) => endpoints,
+        Err(err) => {
+            tracing::warn!(%err, event = event_type.as_str(), "could not read subscribers");
+            return;
+        }
+    };
+    if endpoints.is_empty() {
+        return;
+    }
+    let event = Event::new(event_type, None, app.clock.now(), data);
+    let deadline = Instant::now() + LIFECYCLE_DEADLINE;
+    let deliveries = endpoints
+        .iter()
+        .map(|endpoint| deliver(app, endpoint, &event, deadline));
+    for (endpoint, outcome) in endpoints
+        .iter()
+        .zip(futures_util::future::join_all(deliveries).await)
+    {
+        if let Delivered::Refused(last) = outcome {
+            tracing::warn!(endpoint = %endpoint.id, event = %event.id, %last, "lifecycle event not delivered");
+        }
+    }
+}
