@@ -2,6 +2,8 @@
 //! organization per test (so tests never see each other's data), and a small HTTP client.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::sync::{Arc, OnceLock};
 
 use flowline_core::App;

@@ -1,0 +1,150 @@
+//! A webhook receiver on loopback for the tests: records every delivery and answers with
+//! scripted replies (then a default one).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            body: "{}".to_owned(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn session(session_id: &str) -> Self {
+        Self {
+            status: 200,
+            body: serde_json::json!({ "session_id": session_id }).to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn slow(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub json: Value,
+    pub at: std::time::Instant,
+}
+
+impl Delivery {
+    pub fn event_type(&self) -> &str {
+        self.json["type"].as_str().unwrap_or_default()
+    }
+
+    /// Checks the Standard Webhooks signature with the reference implementation.
+    pub fn signed_by(&self, secret: &str) -> bool {
+        standardwebhooks::Webhook::new(secret)
+            .and_then(|w| w.verify(&self.body, &self.headers))
+            .is_ok()
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    deliveries: Vec<Delivery>,
+    script: VecDeque<Reply>,
+    default: Option<Reply>,
+}
+
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+async fn receive(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let reply = {
+        let mut inner = inner.lock().unwrap();
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        inner.deliveries.push(Delivery {
+            headers,
+            body,
+            json,
+            at: std::time::Instant::now(),
+        });
+        inner
+            .script
+            .pop_front()
+            .or_else(|| inner.default.clone())
+            .unwrap_or_else(|| Reply::status(200))
+    };
+    tokio::time::sleep(reply.delay).await;
+    (StatusCode::from_u16(reply.status).unwrap(), reply.body)
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let router = axum::Router::new()
+            .fallback(receive)
+            .with_state(inner.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self { url, inner }
+    }
+
+    /// Replies to the next deliveries, in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.inner.lock().unwrap().script.extend(replies);
+    }
+
+    /// The reply once the script is used up (200 `{}` unless set).
+    pub fn default_reply(&self, reply: Reply) {
+        self.inner.lock().unwrap().default = Some(reply);
+    }
+
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.inner.lock().unwrap().deliveries.clone()
+    }
+
+    pub fn of_type(&self, event_type: &str) -> Vec<Delivery> {
+        self.deliveries()
+            .into_iter()
+            .filter(|d| d.event_type() == event_type)
+            .collect()
+    }
+
+    /// Waits until `count` deliveries of `event_type` arrived (or `within` passed).
+    pub async fn wait_for(
+        &self,
+        event_type: &str,
+        count: usize,
+        within: Duration,
+    ) -> Vec<Delivery> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let found = self.of_type(event_type);
+            if found.len() >= count || tokio::time::Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
