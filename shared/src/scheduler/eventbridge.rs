@@ -93,7 +93,20 @@ impl EventBridgeScheduler {
     }
 
     /// Creates the schedule group when missing (local use; in the cloud the template owns it).
+    /// It looks first: an emulator may answer a second create by replacing the group, and
+    /// with it every schedule in it.
     pub async fn ensure_group(&self) -> Result<(), SchedulerError> {
+        match self
+            .client
+            .get_schedule_group()
+            .name(&self.settings.group)
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(err) if err.code() == Some("ResourceNotFoundException") => {}
+            Err(err) => return Err(classify(err)),
+        }
         match self
             .client
             .create_schedule_group()

@@ -1,0 +1,1072 @@
+//! Scheduled callbacks (SPEC §4) over HTTP, on the local default (memory + in-process timers)
+//! and on the cloud's shape (DynamoDB + EventBridge Scheduler on the emulator, which never
+//! fires: there the test fires each schedule by reading it back and invoking the `dispatch`
+//! handler with its input, as EventBridge would).
+
+mod common;
+
+use std::time::Duration;
+
+use common::receiver::{Receiver, Reply};
+use common::{Answer, Backend, Org, TestServer};
+use flowline_core::scheduler::DispatchJob;
+use flowline_core::time::format_timestamp;
+use jiff::{SignedDuration, Timestamp};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The SPEC's field list, exactly.
+const CALLBACK_FIELDS: &[&str] = &[
+    "id",
+    "organization_id",
+    "flow",
+    "flow_version",
+    "source_session_id",
+    "created_session_id",
+    "agent_id",
+    "phone_number_id",
+    "to_number",
+    "from_number",
+    "scheduled_at",
+    "expires_at",
+    "status",
+    "reason",
+    "instructions",
+    "summary",
+    "pipeline_config",
+    "metadata",
+    "failure_cause",
+    "attempted_at",
+    "dispatched_at",
+    "cancelled_at",
+    "created_at",
+    "updated_at",
+    "cancel_reason",
+];
+
+fn in_(seconds: f64) -> String {
+    format_timestamp(Timestamp::now() + SignedDuration::from_secs_f64(seconds))
+}
+
+fn parse(text: &Value) -> Timestamp {
+    text.as_str().unwrap().parse().unwrap()
+}
+
+/// A flow with an ACTIVE version (and an entry point number), ready for callbacks.
+async fn published_flow(org: &Org) -> String {
+    let created = org
+        .post(
+            "/v1/flows",
+            json!({"name": "Renewal call", "data": {"greeting": "Hello"},
+                   "entry_points": [{"entry_number": "+15550001111", "entry_language": "en-US"}]}),
+        )
+        .await;
+    let slug = created.expect(201)["slug"].as_str().unwrap().to_owned();
+    org.post(&format!("/v1/flows/{slug}/publish"), json!({}))
+        .await
+        .expect(200);
+    slug
+}
+
+/// Registers the receiver for `events`; answers the endpoint's secret.
+async fn subscribe(org: &Org, receiver: &Receiver, events: &[&str]) -> String {
+    let answer = org
+        .post(
+            "/v1/webhooks",
+            json!({"url": receiver.url, "events": events}),
+        )
+        .await;
+    answer.expect(201)["secret"].as_str().unwrap().to_owned()
+}
+
+async fn schedule(org: &Org, flow: &str, at: Option<&str>) -> Value {
+    let mut body =
+        json!({"flow": flow, "to_number": "+15557654321", "reason": "asked for a call back"});
+    if let Some(at) = at {
+        body["scheduled_at"] = at.into();
+    }
+    org.post("/v1/callbacks", body).await.expect(201).clone()
+}
+
+/// Makes the callback's schedule fire as the cloud would at its time: in-process timers fire by
+/// themselves; an EventBridge schedule is read back from the emulator at its time and its input
+/// handed to the `dispatch` handler.
+async fn fire_when_due(server: &TestServer, callback: &Value) {
+    if server.backend == Backend::Memory {
+        return;
+    }
+    let at = parse(&callback["scheduled_at"]);
+    let wait = at.duration_since(Timestamp::now());
+    if wait.is_positive() {
+        tokio::time::sleep(wait.unsigned_abs()).await;
+    }
+    let job = schedule_input(server, callback["id"].as_str().unwrap())
+        .await
+        .expect("the schedule exists");
+    dispatch::handle(&server.app, job)
+        .await
+        .expect("dispatch runs");
+}
+
+/// The input of a callback's EventBridge schedule, if it exists.
+async fn schedule_input(server: &TestServer, callback_id: &str) -> Option<DispatchJob> {
+    let sdk = common::emulator_config().await;
+    let client = aws_sdk_scheduler::Client::new(&sdk);
+    let found = client
+        .get_schedule()
+        .name(callback_id)
+        .group_name(common::scheduler_settings().group)
+        .send()
+        .await;
+    let schedule = match found {
+        Ok(schedule) => schedule,
+        Err(err) => {
+            eprintln!("GetSchedule {callback_id}: {err:?}");
+            return None;
+        }
+    };
+    let input = schedule.target()?.input()?;
+    let _ = server;
+    Some(serde_json::from_str(input).expect("the schedule's input is a dispatch job"))
+}
+
+/// Polls the callback until it leaves `scheduled`/`dispatching` (or 15 s pass).
+async fn settled(org: &Org, id: &str) -> Value {
+    for _ in 0..300 {
+        let answer = org.get(&format!("/v1/callbacks/{id}")).await;
+        let body = answer.expect(200).clone();
+        if !matches!(body["status"].as_str(), Some("scheduled" | "dispatching")) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("callback {id} did not settle");
+}
+
+async fn scheduled_callback_is_delivered_on_time_signed_and_records_the_session(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    receiver.default_reply(Reply::session("sess_from_agent_runtime"));
+    let secret = subscribe(&org, &receiver, &["callback.dispatch"]).await;
+    let flow = published_flow(&org).await;
+    let at = in_(1.5);
+    let callback = schedule(&org, &flow, Some(&at)).await;
+    assert_eq!(callback["status"], "scheduled");
+
+    fire_when_due(&server, &callback).await;
+    let deliveries = receiver
+        .wait_for("callback.dispatch", 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(deliveries.len(), 1);
+    let delivery = &deliveries[0];
+    assert!(
+        delivery.signed_by(&secret),
+        "the signature verifies with the endpoint's secret"
+    );
+    assert_eq!(delivery.json["data"]["callback"]["id"], callback["id"]);
+    assert_eq!(delivery.json["data"]["flow"]["slug"], flow);
+    assert_eq!(
+        delivery.headers["webhook-id"],
+        delivery.json["id"].as_str().unwrap()
+    );
+
+    let done = settled(&org, callback["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "dispatched", "{done}");
+    assert_eq!(done["created_session_id"], "sess_from_agent_runtime");
+    let dispatched_at = parse(&done["dispatched_at"]);
+    let scheduled_at = parse(&done["scheduled_at"]);
+    assert!(dispatched_at >= scheduled_at, "not before its time");
+    assert!(
+        dispatched_at.duration_since(scheduled_at) < SignedDuration::from_secs(3),
+        "on time"
+    );
+}
+
+async fn a_callback_has_exactly_the_specified_fields_with_nulls_for_absent_values(
+    backend: Backend,
+) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let flow = published_flow(&org).await;
+    let callback = schedule(&org, &flow, Some(&in_(3600.0))).await;
+    let mut fields: Vec<&str> = callback
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort();
+    let mut expected = CALLBACK_FIELDS.to_vec();
+    expected.sort();
+    assert_eq!(fields, expected);
+    assert!(callback["id"].as_str().unwrap().starts_with("cb_"));
+    assert_eq!(callback["organization_id"], org.id);
+    assert_eq!(callback["flow_version"], 1);
+    assert_eq!(
+        callback["from_number"], "+15550001111",
+        "defaults to the flow's first entry point"
+    );
+    for absent in [
+        "source_session_id",
+        "created_session_id",
+        "expires_at",
+        "failure_cause",
+        "attempted_at",
+        "metadata",
+    ] {
+        assert!(callback[absent].is_null(), "{absent}");
+    }
+    let read = org
+        .get(&format!(
+            "/v1/callbacks/{}",
+            callback["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(read.expect(200), &callback);
+    assert!(read.header("etag").is_some());
+}
+
+async fn cancelled_before_its_time_is_never_delivered(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    subscribe(&org, &receiver, &["callback.dispatch"]).await;
+    let flow = published_flow(&org).await;
+    let callback = schedule(&org, &flow, Some(&in_(1.0))).await;
+    let id = callback["id"].as_str().unwrap();
+    let stale_job = DispatchJob {
+        callback_id: id.to_owned(),
+        organization_id: org.id.clone(),
+    };
+
+    let cancelled = org
+        .post(
+            &format!("/v1/callbacks/{id}/cancel"),
+            json!({"reason": "customer called in"}),
+        )
+        .await;
+    let cancelled = cancelled.expect(200);
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["cancel_reason"], "customer called in");
+    assert!(cancelled["cancelled_at"].is_string());
+    if backend == Backend::DynamoDb {
+        assert!(
+            schedule_input(&server, id).await.is_none(),
+            "the schedule is deleted"
+        );
+    }
+    // A schedule that fires anyway (a late or duplicate delivery) does nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let outcome = dispatch::handle(&server.app, stale_job).await.unwrap();
+    assert_eq!(outcome.status, None);
+    assert!(receiver.of_type("callback.dispatch").is_empty());
+    assert_eq!(
+        org.get(&format!("/v1/callbacks/{id}")).await.expect(200)["status"],
+        "cancelled"
+    );
+}
+
+async fn cancelling_twice_answers_the_cancelled_callback_unchanged(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let flow = published_flow(&org).await;
+    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = org
+        .post(&format!("/v1/callbacks/{id}/cancel"), json!({}))
+        .await
+        .expect(200)
+        .clone();
+    let again = org
+        .call(Method::POST, &format!("/v1/callbacks/{id}/cancel"))
+        .send()
+        .await;
+    assert_eq!(again.expect(200), &first);
+}
+
+async fn rescheduling_moves_the_delivery(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    subscribe(&org, &receiver, &["callback.dispatch"]).await;
+    let flow = published_flow(&org).await;
+    let callback = schedule(&org, &flow, Some(&in_(3.0))).await;
+    let id = callback["id"].as_str().unwrap();
+    let old_time = parse(&callback["scheduled_at"]);
+    let later = format_timestamp(old_time + SignedDuration::from_secs(3));
+    let moved = org
+        .patch(
+            &format!("/v1/callbacks/{id}"),
+            json!({"scheduled_at": later, "reason": "moved"}),
+        )
+        .await;
+    let moved = moved.expect(200).clone();
+    assert_eq!(moved["scheduled_at"], later);
+    assert_eq!(moved["reason"], "moved");
+    if backend == Backend::DynamoDb {
+        let sdk = common::emulator_config().await;
+        let client = aws_sdk_scheduler::Client::new(&sdk);
+        let found = client
+            .get_schedule()
+            .name(id)
+            .group_name(common::scheduler_settings().group)
+            .send()
+            .await
+            .unwrap();
+        let expected = format!("at({})", &later[..19]);
+        assert_eq!(found.schedule_expression(), Some(expected.as_str()));
+    }
+    // The old time passes without a delivery…
+    let past_old_time =
+        (old_time + SignedDuration::from_millis(500)).duration_since(Timestamp::now());
+    tokio::time::sleep(past_old_time.unsigned_abs()).await;
+    assert!(
+        receiver.of_type("callback.dispatch").is_empty(),
+        "nothing at the old time"
+    );
+    // …and it comes at the new one.
+    fire_when_due(&server, &moved).await;
+    let done = settled(&org, id).await;
+    assert_eq!(done["status"], "dispatched");
+    assert!(parse(&done["dispatched_at"]) >= parse(&moved["scheduled_at"]));
+    assert_eq!(receiver.of_type("callback.dispatch").len(), 1);
+}
+
+async fn a_failing_receiver_fails_the_callback_after_exactly_three_tries_and_a_manual_dispatch_then_succeeds(
+    backend: Backend,
+) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::status(503), Reply::status(503), Reply::status(503)]);
+    receiver.default_reply(Reply::session("sess_second_try"));
+    subscribe(&org, &receiver, &["callback.dispatch"]).await;
+    let flow = published_flow(&org).await;
+    let callback = schedule(&org, &flow, Some(&in_(1.0))).await;
+    let id = callback["id"].as_str().unwrap();
+    fire_when_due(&server, &callback).await;
+    let failed = settled(&org, id).await;
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(
+        failed["failure_cause"],
+        format!("WEBHOOK_FAILED: 503 from {}", receiver.url)
+    );
+    assert_eq!(
+        receiver.of_type("callback.dispatch").len(),
+        3,
+        "exactly three tries"
+    );
+
+    let retried = org
+        .post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
+        .await;
+    let retried = retried.expect(200);
+    assert_eq!(retried["status"], "dispatched");
+    assert_eq!(retried["created_session_id"], "sess_second_try");
+    assert!(retried["failure_cause"].is_null());
+    assert_eq!(receiver.of_type("callback.dispatch").len(), 4);
+}
+
+async fn a_4xx_answer_is_not_retried(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    receiver.default_reply(Reply::status(400));
+    subscribe(&org, &receiver, &["callback.dispatch"]).await;
+    let flow = published_flow(&org).await;
+    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed = org
+        .post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
+        .await;
+    assert_eq!(
+        failed.expect(200)["failure_cause"],
+        format!("WEBHOOK_FAILED: 400 from {}", receiver.url)
+    );
+    assert_eq!(receiver.of_type("callback.dispatch").len(), 1);
+}
+
+async fn eight_concurrent_dispatches_give_one_success_and_one_delivery(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    receiver.default_reply(Reply::session("sess_once").slow(Duration::from_millis(200)));
+    subscribe(&org, &receiver, &["callback.dispatch"]).await;
+    let flow = published_flow(&org).await;
+    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/callbacks/{id}/dispatch");
+    let calls = (0..8).map(|_| org.post(&path, json!({})));
+    let answers: Vec<Answer> = futures_util::future::join_all(calls).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a.status != 200)
+            .all(|a| a.status == 409 && a.body["code"] == "CONFLICT")
+    );
+    assert_eq!(receiver.of_type("callback.dispatch").len(), 1);
+}
+
+async fn concurrent_cancel_and_dispatch_have_exactly_one_winner(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    subscribe(&org, &receiver, &["callback.dispatch"]).await;
+    let flow = published_flow(&org).await;
+    for _ in 0..3 {
+        let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let before = receiver.of_type("callback.dispatch").len();
+        let (cancel_path, dispatch_path) = (
+            format!("/v1/callbacks/{id}/cancel"),
+            format!("/v1/callbacks/{id}/dispatch"),
+        );
+        let (cancel, dispatch) = tokio::join!(
+            org.post(&cancel_path, json!({})),
+            org.post(&dispatch_path, json!({}))
+        );
+        assert_eq!(
+            [cancel.status, dispatch.status]
+                .iter()
+                .filter(|s| **s == 200)
+                .count(),
+            1
+        );
+        let delivered = receiver.of_type("callback.dispatch").len() - before;
+        let status = org.get(&format!("/v1/callbacks/{id}")).await.expect(200)["status"].clone();
+        if cancel.status == 200 {
+            assert_eq!((status.as_str().unwrap(), delivered), ("cancelled", 0));
+        } else {
+            assert_eq!((status.as_str().unwrap(), delivered), ("dispatched", 1));
+        }
+    }
+}
+
+async fn the_same_scheduler_input_twice_delivers_once(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    receiver.default_reply(Reply::session("sess_x").slow(Duration::from_millis(100)));
+    subscribe(&org, &receiver, &["callback.dispatch"]).await;
+    let flow = published_flow(&org).await;
+    let callback = schedule(&org, &flow, Some(&in_(0.5))).await;
+    let job = DispatchJob {
+        callback_id: callback["id"].as_str().unwrap().to_owned(),
+        organization_id: org.id.clone(),
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (first, second) = tokio::join!(
+        dispatch::handle(&server.app, job.clone()),
+        dispatch::handle(&server.app, job.clone())
+    );
+    first.unwrap();
+    second.unwrap();
+    let late = dispatch::handle(&server.app, job).await.unwrap();
+    assert_eq!(late.status, None, "a late delivery is a no-op");
+    settled(&org, callback["id"].as_str().unwrap()).await;
+    assert_eq!(receiver.of_type("callback.dispatch").len(), 1);
+}
+
+async fn without_scheduled_at_the_callback_is_dispatched_within_seconds(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    subscribe(&org, &receiver, &["callback.dispatch"]).await;
+    let flow = published_flow(&org).await;
+    let before = Timestamp::now();
+    let callback = schedule(&org, &flow, None).await;
+    assert_eq!(callback["status"], "scheduled");
+    let scheduled_at = parse(&callback["scheduled_at"]);
+    assert!(
+        scheduled_at.duration_since(before).abs() < SignedDuration::from_secs(2),
+        "scheduled_at is now"
+    );
+    let done = settled(&org, callback["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "dispatched");
+    assert!(parse(&done["dispatched_at"]).duration_since(before) < SignedDuration::from_secs(3));
+    assert!(
+        done["created_session_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("sess_"),
+        "generated when the receiver names none"
+    );
+}
+
+async fn without_a_subscribed_endpoint_the_callback_fails_with_no_dispatch_target(
+    backend: Backend,
+) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    // Subscribed to something else, and a disabled dispatch endpoint: neither is a target.
+    subscribe(&org, &receiver, &["callback.cancelled"]).await;
+    let disabled = org
+        .post(
+            "/v1/webhooks",
+            json!({"url": receiver.url, "events": ["callback.dispatch"], "status": "disabled"}),
+        )
+        .await;
+    disabled.expect(201);
+    let flow = published_flow(&org).await;
+    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed = org
+        .post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
+        .await;
+    assert_eq!(failed.expect(200)["failure_cause"], "NO_DISPATCH_TARGET");
+    assert!(receiver.deliveries().is_empty());
+}
+
+async fn an_inactive_flow_fails_due_callbacks_and_refuses_new_ones(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    subscribe(&org, &receiver, &["callback.dispatch"]).await;
+    let flow = published_flow(&org).await;
+    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    org.put(&format!("/v1/flows/{flow}"), json!({"active": false}))
+        .await
+        .expect(200);
+    let failed = org
+        .post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
+        .await;
+    assert_eq!(failed.expect(200)["failure_cause"], "FLOW_INACTIVE");
+    let refused = org
+        .post(
+            "/v1/callbacks",
+            json!({"flow": flow, "to_number": "+15557654321"}),
+        )
+        .await;
+    refused.expect_error(409, "CONFLICT");
+    assert!(receiver.of_type("callback.dispatch").is_empty());
+}
+
+async fn an_archived_flow_fails_due_callbacks(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    subscribe(&org, &receiver, &["callback.dispatch"]).await;
+    let flow = published_flow(&org).await;
+    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    org.delete(&format!("/v1/flows/{flow}")).await.expect(200);
+    let failed = org
+        .post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
+        .await;
+    assert_eq!(failed.expect(200)["failure_cause"], "FLOW_INACTIVE");
+}
+
+async fn the_pinned_flow_version_is_delivered_after_a_newer_one_is_published(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    subscribe(&org, &receiver, &["callback.dispatch"]).await;
+    let flow = published_flow(&org).await;
+    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let draft = org
+        .post(&format!("/v1/flows/{flow}/versions"), json!({}))
+        .await
+        .expect(201)["id"]
+        .clone();
+    org.put(
+        &format!("/v1/flows/{draft}"),
+        json!({"data": {"greeting": "Version two"}}),
+    )
+    .await
+    .expect(200);
+    org.post(&format!("/v1/flows/{flow}/publish"), json!({}))
+        .await
+        .expect(200);
+    let done = org
+        .post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
+        .await;
+    assert_eq!(done.expect(200)["flow_version"], 1);
+    let delivery = &receiver.of_type("callback.dispatch")[0];
+    assert_eq!(delivery.json["data"]["flow"]["version"], 1);
+    assert_eq!(
+        delivery.json["data"]["flow"]["data"],
+        r#"{"greeting":"Hello"}"#
+    );
+}
+
+async fn a_dispatch_after_expires_at_fails_as_expired(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    receiver.default_reply(Reply::status(503));
+    subscribe(&org, &receiver, &["callback.dispatch"]).await;
+    let flow = published_flow(&org).await;
+    let body = json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(0.5), "expires_at": in_(3.0)});
+    let callback = org.post("/v1/callbacks", body).await.expect(201).clone();
+    fire_when_due(&server, &callback).await;
+    let id = callback["id"].as_str().unwrap();
+    assert_eq!(settled(&org, id).await["status"], "failed");
+    tokio::time::sleep(
+        parse(&callback["expires_at"])
+            .duration_since(Timestamp::now())
+            .unsigned_abs(),
+    )
+    .await;
+    receiver.default_reply(Reply::status(200));
+    let expired = org
+        .post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
+        .await;
+    assert_eq!(expired.expect(200)["failure_cause"], "EXPIRED");
+}
+
+async fn actions_outside_the_state_machine_are_conflicts(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    subscribe(&org, &receiver, &["callback.dispatch"]).await;
+    let flow = published_flow(&org).await;
+    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    org.post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
+        .await
+        .expect(200);
+    for (path, body) in [
+        (format!("/v1/callbacks/{id}/dispatch"), json!({})),
+        (format!("/v1/callbacks/{id}/cancel"), json!({})),
+    ] {
+        org.post(&path, body).await.expect_error(409, "CONFLICT");
+    }
+    org.patch(
+        &format!("/v1/callbacks/{id}"),
+        json!({"reason": "too late"}),
+    )
+    .await
+    .expect_error(409, "CONFLICT");
+    let cancelled = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    org.post(&format!("/v1/callbacks/{cancelled}/cancel"), json!({}))
+        .await
+        .expect(200);
+    org.post(&format!("/v1/callbacks/{cancelled}/dispatch"), json!({}))
+        .await
+        .expect_error(409, "CONFLICT");
+}
+
+async fn creating_needs_a_published_flow_and_valid_fields(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let missing = org
+        .post(
+            "/v1/callbacks",
+            json!({"flow": "flow_AAAAAAAAAAAA", "to_number": "+15557654321"}),
+        )
+        .await;
+    missing.expect_error(404, "NOT_FOUND");
+    let draft = org
+        .post("/v1/flows", json!({"name": "never published"}))
+        .await
+        .expect(201)["slug"]
+        .clone();
+    let unpublished = org
+        .post(
+            "/v1/callbacks",
+            json!({"flow": draft, "to_number": "+15557654321"}),
+        )
+        .await;
+    unpublished.expect_error(409, "CONFLICT");
+    let flow = published_flow(&org).await;
+    let invalid = org
+        .post(
+            "/v1/callbacks",
+            json!({"flow": flow, "to_number": "5557654321", "scheduled_at": "2020-01-01T00:00:00Z",
+                   "metadata": "not an object", "surprise": 1}),
+        )
+        .await;
+    invalid.expect_error(400, "VALIDATION_ERROR");
+    assert_eq!(
+        invalid.detail_fields(),
+        ["to_number", "metadata", "surprise", "scheduled_at"]
+    );
+    let too_far = org.post("/v1/callbacks", json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(366.0 * 86400.0)})).await;
+    assert_eq!(
+        too_far.expect_error(400, "VALIDATION_ERROR")["details"][0]["field"],
+        "scheduled_at"
+    );
+    let wrong_type = org
+        .call(Method::POST, "/v1/callbacks")
+        .raw("text/plain", "flow=x")
+        .send()
+        .await;
+    wrong_type.expect_error(415, "UNSUPPORTED_MEDIA_TYPE");
+    let listed = org.get("/v1/callbacks").await;
+    assert_eq!(
+        listed.expect(200)["callbacks"].as_array().unwrap().len(),
+        0,
+        "nothing was stored"
+    );
+}
+
+async fn an_idempotency_key_creates_one_callback(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let flow = published_flow(&org).await;
+    let body = json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(3600.0)});
+    let send = |body: Value| {
+        org.call(Method::POST, "/v1/callbacks")
+            .header("idempotency-key", "analysis-run-42")
+            .json(&body)
+            .send()
+    };
+    let first = send(body.clone()).await;
+    let replay = send(body.clone()).await;
+    assert_eq!(replay.expect(201), first.expect(201));
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let mut other = body.clone();
+    other["to_number"] = "+15550009999".into();
+    send(other)
+        .await
+        .expect_error(409, "IDEMPOTENCY_KEY_REUSED");
+    let listed = org.get("/v1/callbacks").await;
+    assert_eq!(listed.expect(200)["callbacks"].as_array().unwrap().len(), 1);
+}
+
+async fn lists_are_newest_first_filtered_and_paginated_to_the_end(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let flow = published_flow(&org).await;
+    let other_flow = published_flow(&org).await;
+    let mut created = Vec::new();
+    for index in 0..5 {
+        let body = json!({"flow": if index == 4 { &other_flow } else { &flow }, "to_number": "+15557654321",
+                          "scheduled_at": in_(3600.0), "source_session_id": format!("sess|{}", index % 2)});
+        created.push(
+            org.post("/v1/callbacks", body).await.expect(201)["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    org.post(&format!("/v1/callbacks/{}/cancel", created[0]), json!({}))
+        .await
+        .expect(200);
+
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let path = match &token {
+            Some(token) => format!("/v1/callbacks?limit=2&next_page_token={token}"),
+            None => "/v1/callbacks?limit=2".to_owned(),
+        };
+        let page = org.get(&path).await.expect(200).clone();
+        seen.extend(
+            page["callbacks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned()),
+        );
+        match page.get("next_page_token").and_then(Value::as_str) {
+            Some(next) => token = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = created.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+
+    let ids = |answer: Answer| -> Vec<String> {
+        answer.expect(200)["callbacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(org.get("/v1/callbacks?status=cancelled").await),
+        [created[0].clone()]
+    );
+    assert_eq!(
+        ids(org.get(&format!("/v1/callbacks?flow={other_flow}")).await),
+        [created[4].clone()]
+    );
+    let session = "sess%7C1";
+    assert_eq!(
+        ids(org
+            .get(&format!(
+                "/v1/callbacks?source_session_id={session}&status=scheduled"
+            ))
+            .await),
+        [created[3].clone(), created[1].clone()]
+    );
+    let page = org.get("/v1/callbacks?limit=1").await.expect(200).clone();
+    let token = page["next_page_token"].as_str().unwrap();
+    org.get(&format!(
+        "/v1/callbacks?limit=1&status=scheduled&next_page_token={token}"
+    ))
+    .await
+    .expect_error(400, "INVALID_PAGE_TOKEN");
+    org.get("/v1/callbacks?limit=0")
+        .await
+        .expect_error(400, "VALIDATION_ERROR");
+    org.get("/v1/callbacks?status=lost")
+        .await
+        .expect_error(400, "VALIDATION_ERROR");
+    org.get("/v1/callbacks?colour=red")
+        .await
+        .expect_error(400, "VALIDATION_ERROR");
+}
+
+async fn rescheduling_checks_its_fields_and_honours_if_match(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let flow = published_flow(&org).await;
+    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/callbacks/{id}");
+    org.patch(&path, json!({"scheduled_at": "2020-01-01T00:00:00Z"}))
+        .await
+        .expect_error(400, "VALIDATION_ERROR");
+    org.patch(&path, json!({"flow": "flow_BBBBBBBBBBBB"}))
+        .await
+        .expect_error(400, "VALIDATION_ERROR");
+    org.patch(&path, json!({"to_number": null}))
+        .await
+        .expect_error(400, "VALIDATION_ERROR");
+    let etag = org.get(&path).await.header("etag").unwrap().to_owned();
+    let changed = org
+        .call(Method::PATCH, &path)
+        .header("if-match", &etag)
+        .json(&json!({"metadata": {"crm_id": "42"}}))
+        .send()
+        .await;
+    assert_eq!(changed.expect(200)["metadata"], json!({"crm_id": "42"}));
+    let stale = org
+        .call(Method::PATCH, &path)
+        .header("if-match", &etag)
+        .json(&json!({"summary": "late"}))
+        .send()
+        .await;
+    stale.expect_error(412, "PRECONDITION_FAILED");
+}
+
+async fn lifecycle_events_reach_the_endpoints_subscribed_to_them(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let everything = Receiver::start().await;
+    let cancellations = Receiver::start().await;
+    let secret = subscribe(
+        &org,
+        &everything,
+        &[
+            "callback.dispatch",
+            "callback.scheduled",
+            "callback.dispatched",
+            "callback.failed",
+            "flow.published",
+        ],
+    )
+    .await;
+    subscribe(&org, &cancellations, &["callback.cancelled"]).await;
+    let flow = published_flow(&org).await;
+    let published = everything
+        .wait_for("flow.published", 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(published[0].json["data"]["flow"]["slug"], flow);
+    assert!(published[0].signed_by(&secret));
+
+    let kept = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dropped = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        everything
+            .wait_for("callback.scheduled", 2, Duration::from_secs(5))
+            .await
+            .len(),
+        2
+    );
+    org.post(&format!("/v1/callbacks/{dropped}/cancel"), json!({}))
+        .await
+        .expect(200);
+    let cancelled = cancellations
+        .wait_for("callback.cancelled", 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(cancelled[0].json["data"]["callback"]["id"], dropped);
+    org.post(&format!("/v1/callbacks/{kept}/dispatch"), json!({}))
+        .await
+        .expect(200);
+    let dispatched = everything
+        .wait_for("callback.dispatched", 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(
+        dispatched[0].json["data"]["callback"]["status"],
+        "dispatched"
+    );
+    assert!(
+        everything.of_type("callback.cancelled").is_empty(),
+        "not subscribed"
+    );
+    assert_eq!(
+        cancellations.deliveries().len(),
+        1,
+        "only what it subscribed to"
+    );
+}
+
+async fn another_organizations_callbacks_are_not_found(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let owner = server.org().await;
+    let stranger = server.org().await;
+    let flow = published_flow(&owner).await;
+    let id = schedule(&owner, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stranger
+        .get(&format!("/v1/callbacks/{id}"))
+        .await
+        .expect_error(404, "NOT_FOUND");
+    stranger
+        .patch(&format!("/v1/callbacks/{id}"), json!({"reason": "x"}))
+        .await
+        .expect_error(404, "NOT_FOUND");
+    stranger
+        .post(&format!("/v1/callbacks/{id}/cancel"), json!({}))
+        .await
+        .expect_error(404, "NOT_FOUND");
+    stranger
+        .post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
+        .await
+        .expect_error(404, "NOT_FOUND");
+    let listed = stranger.get(&format!("/v1/callbacks?flow={flow}")).await;
+    assert!(
+        listed.expect(200)["callbacks"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // Nor can a stranger schedule a callback on the owner's flow.
+    let foreign = stranger
+        .post(
+            "/v1/callbacks",
+            json!({"flow": flow, "to_number": "+15557654321"}),
+        )
+        .await;
+    foreign.expect_error(404, "NOT_FOUND");
+    assert_eq!(
+        owner.get(&format!("/v1/callbacks/{id}")).await.expect(200)["status"],
+        "scheduled"
+    );
+}
+
+async fn public_keys_read_callbacks_but_cannot_change_them(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let flow = published_flow(&org).await;
+    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    org.public(Method::GET, &format!("/v1/callbacks/{id}"))
+        .send()
+        .await
+        .expect(200);
+    org.public(Method::GET, "/v1/callbacks")
+        .send()
+        .await
+        .expect(200);
+    let body = json!({"flow": flow, "to_number": "+15557654321"});
+    org.public(Method::POST, "/v1/callbacks")
+        .json(&body)
+        .send()
+        .await
+        .expect_error(403, "FORBIDDEN");
+    org.public(Method::PATCH, &format!("/v1/callbacks/{id}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect_error(403, "FORBIDDEN");
+    org.public(Method::POST, &format!("/v1/callbacks/{id}/cancel"))
+        .send()
+        .await
+        .expect_error(403, "FORBIDDEN");
+    org.public(Method::POST, &format!("/v1/callbacks/{id}/dispatch"))
+        .send()
+        .await
+        .expect_error(403, "FORBIDDEN");
+}
+
+async fn garbage_callback_ids_are_not_found(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    for id in [
+        "nope",
+        "cb_",
+        "cb_%2F..%2F..",
+        &format!("cb_{}", "9".repeat(300)),
+    ] {
+        org.get(&format!("/v1/callbacks/{id}"))
+            .await
+            .expect_error(404, "NOT_FOUND");
+    }
+}
+
+on_every_store!(
+    scheduled_callback_is_delivered_on_time_signed_and_records_the_session,
+    a_callback_has_exactly_the_specified_fields_with_nulls_for_absent_values,
+    cancelled_before_its_time_is_never_delivered,
+    cancelling_twice_answers_the_cancelled_callback_unchanged,
+    rescheduling_moves_the_delivery,
+    a_failing_receiver_fails_the_callback_after_exactly_three_tries_and_a_manual_dispatch_then_succeeds,
+    a_4xx_answer_is_not_retried,
+    eight_concurrent_dispatches_give_one_success_and_one_delivery,
+    concurrent_cancel_and_dispatch_have_exactly_one_winner,
+    the_same_scheduler_input_twice_delivers_once,
+    without_scheduled_at_the_callback_is_dispatched_within_seconds,
+    without_a_subscribed_endpoint_the_callback_fails_with_no_dispatch_target,
+    an_inactive_flow_fails_due_callbacks_and_refuses_new_ones,
+    an_archived_flow_fails_due_callbacks,
+    the_pinned_flow_version_is_delivered_after_a_newer_one_is_published,
+    a_dispatch_after_expires_at_fails_as_expired,
+    actions_outside_the_state_machine_are_conflicts,
+    creating_needs_a_published_flow_and_valid_fields,
+    an_idempotency_key_creates_one_callback,
+    lists_are_newest_first_filtered_and_paginated_to_the_end,
+    rescheduling_checks_its_fields_and_honours_if_match,
+    lifecycle_events_reach_the_endpoints_subscribed_to_them,
+    another_organizations_callbacks_are_not_found,
+    public_keys_read_callbacks_but_cannot_change_them,
+    garbage_callback_ids_are_not_found,
+);
