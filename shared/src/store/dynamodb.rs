@@ -281,6 +281,12 @@ impl Condition {
                 expression: Some("attribute_not_exists(pk)".to_owned()),
                 values: None,
             },
+            // An item only `Add` wrote has no `rev`: it reads as revision 0, so that is what a
+            // read-modify-write of it expects.
+            Expect::Revision(0) => Self {
+                expression: Some("attribute_exists(pk) AND attribute_not_exists(rev)".to_owned()),
+                values: None,
+            },
             Expect::Revision(rev) => Self {
                 expression: Some("rev = :rev".to_owned()),
                 values: Some(HashMap::from([(

@@ -116,10 +116,13 @@ impl Table for MemoryTable {
                 (Bound::Included(low.clone()), Bound::Included(high.clone()))
             }
         };
+        // `after` narrows the range, never widens it.
         if let Some(after) = &query.after {
             if query.descending {
-                upper = Bound::Excluded(after.clone());
-            } else {
+                if !matches!(&upper, Bound::Included(u) | Bound::Excluded(u) if after > u) {
+                    upper = Bound::Excluded(after.clone());
+                }
+            } else if !matches!(&lower, Bound::Included(l) | Bound::Excluded(l) if after < l) {
                 lower = Bound::Excluded(after.clone());
             }
         }
