@@ -20,7 +20,7 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn app() -> App {
+fn app() -> std::sync::Arc<App> {
     App::in_memory(
         SIGNING_KEY,
         Config {
