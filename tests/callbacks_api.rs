@@ -796,7 +796,10 @@ async fn lists_are_newest_first_filtered_and_paginated_to_the_end(backend: Backe
             None => break,
         }
     }
-    let newest_first: Vec<String> = created.iter().rev().cloned().collect();
+    // Newest first at millisecond precision; callbacks of the same millisecond by id (SPEC §1).
+    // Ids start with their creation time, so that is the ids in descending order.
+    let mut newest_first = created.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, newest_first);
 
     let ids = |answer: Answer| -> Vec<String> {

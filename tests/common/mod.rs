@@ -83,6 +83,48 @@ pub async fn storage(backend: Backend) -> Storage {
     }
 }
 
+/// Tables of one test server only: the emulator copies a whole table for every transaction,
+/// so small tables keep it fast.
+pub async fn own_storage(backend: Backend) -> Storage {
+    match backend {
+        Backend::Memory => Storage::Memory,
+        Backend::DynamoDb => {
+            let sdk = emulator_config().await;
+            let run = ids::random_token(10);
+            Storage::DynamoDb {
+                client: aws_sdk_dynamodb::Client::new(&sdk),
+                table: format!("flowline-test-{run}"),
+                keys_table: format!("flowline-test-keys-{run}"),
+            }
+        }
+    }
+}
+
+/// Fresh tables (main, keys) on `backend`, for tests that assemble their own app.
+pub async fn tables(
+    backend: Backend,
+) -> (
+    Arc<dyn flowline_core::store::Table>,
+    Arc<dyn flowline_core::store::Table>,
+) {
+    use flowline_core::store::dynamodb::DynamoTable;
+    use flowline_core::store::memory::MemoryTable;
+    match own_storage(backend).await {
+        Storage::Memory => (Arc::new(MemoryTable::new()), Arc::new(MemoryTable::new())),
+        Storage::DynamoDb {
+            client,
+            table,
+            keys_table,
+        } => {
+            let main = DynamoTable::new(client.clone(), table);
+            let keys = DynamoTable::new(client, keys_table);
+            main.ensure_exists().await.expect("table");
+            keys.ensure_exists().await.expect("table");
+            (Arc::new(main), Arc::new(keys))
+        }
+    }
+}
+
 pub async fn scheduling(backend: Backend) -> Scheduling {
     match backend {
         Backend::Memory => Scheduling::InProcess,
@@ -135,7 +177,7 @@ impl TestServer {
             allow_private_targets: true,
         };
         let app = App::build(
-            storage(backend).await,
+            own_storage(backend).await,
             scheduling(backend).await,
             SIGNING_KEY,
             config,
@@ -143,6 +185,26 @@ impl TestServer {
         )
         .await
         .expect("app builds");
+        let served = app.clone();
+        tokio::spawn(async move {
+            flowline::server::serve(listener, served, std::future::pending())
+                .await
+                .expect("server runs");
+        });
+        Self {
+            base,
+            app,
+            client: reqwest::Client::new(),
+            backend,
+        }
+    }
+
+    /// Serves an app built by the test itself (custom adapters).
+    pub async fn serve(app: Arc<App>, backend: Backend) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
         let served = app.clone();
         tokio::spawn(async move {
             flowline::server::serve(listener, served, std::future::pending())
