@@ -73,6 +73,7 @@ async fn handle(State(app): State<Arc<App>>, request: axum::extract::Request) ->
                 headers: parts.headers,
                 body,
                 caller,
+                auth_failure: None,
             };
             render(crate::functions::call(&app, route.function, request).await)
         }

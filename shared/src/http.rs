@@ -29,6 +29,8 @@ pub struct ApiRequest {
     pub body: Bytes,
     /// Who called: set by the authorizer (Lambda) or the in-process auth (local server).
     pub caller: Option<Caller>,
+    /// Why there is no caller when it is not a plain 401 (the keys table was unreachable).
+    pub auth_failure: Option<ApiError>,
 }
 
 impl ApiRequest {
@@ -41,12 +43,17 @@ impl ApiRequest {
             headers: HeaderMap::new(),
             body: Bytes::new(),
             caller: None,
+            auth_failure: None,
         }
     }
 
-    /// The authenticated caller; 401 when there is none.
+    /// The authenticated caller; 401 when there is none (503 when keys could not be read).
     pub fn caller(&self) -> ApiResult<&Caller> {
-        self.caller.as_ref().ok_or_else(ApiError::unauthorized)
+        self.caller.as_ref().ok_or_else(|| {
+            self.auth_failure
+                .clone()
+                .unwrap_or_else(ApiError::unauthorized)
+        })
     }
 
     /// The caller of a write: public keys may only read (403).

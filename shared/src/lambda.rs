@@ -25,6 +25,8 @@ pub mod context {
     pub const ORGANIZATION_ID: &str = "organization_id";
     pub const KEY_KIND: &str = "key_kind";
     pub const KEY_NAME: &str = "key_name";
+    /// Set (to `unavailable`) when the authorizer could not read the keys table.
+    pub const AUTH_ERROR: &str = "auth_error";
 }
 
 /// JSON logs, filtered by `RUST_LOG` (default `info`).
@@ -100,7 +102,9 @@ pub fn api_request(event: lambda_http::Request) -> ApiRequest {
         .iter()
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect();
-    let caller = caller_of(&event.request_context());
+    let context = event.request_context();
+    let caller = caller_of(&context);
+    let auth_failure = auth_failure_of(&context);
     let (parts, body) = event.into_parts();
     let body = match body {
         Body::Empty => bytes::Bytes::new(),
@@ -116,7 +120,28 @@ pub fn api_request(event: lambda_http::Request) -> ApiRequest {
         headers: parts.headers,
         body,
         caller,
+        auth_failure,
     }
+}
+
+/// A 503 when the authorizer says the keys table was unreachable.
+fn auth_failure_of(context: &RequestContext) -> Option<crate::ApiError> {
+    let RequestContext::ApiGatewayV2(context) = context else {
+        return None;
+    };
+    let fields = &context.authorizer.as_ref()?.fields;
+    (fields.get(context::AUTH_ERROR)?.as_str()? == "unavailable").then(crate::ApiError::unavailable)
+}
+
+/// The keys table of the authorizer (`FLOWLINE_KEYS_TABLE`): all it needs, so it starts fast.
+pub async fn start_authorizer() -> Result<crate::auth::KeyStore, Error> {
+    init_tracing();
+    let table = std::env::var(crate::app::env::KEYS_TABLE)
+        .map_err(|_| Error::from(format!("{} is not set", crate::app::env::KEYS_TABLE)))?;
+    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config);
+    let table = crate::store::dynamodb::DynamoTable::new(client, table);
+    Ok(crate::auth::KeyStore::new(std::sync::Arc::new(table)))
 }
 
 pub fn lambda_response(response: ApiResponse) -> lambda_http::Response<Body> {

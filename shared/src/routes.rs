@@ -69,7 +69,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// Functions that no HTTP route invokes: the authorizer, the scheduler's target and the sweeper.
-pub const EVENT_FUNCTIONS: &[&str] = &["dispatch", "sweeper"];
+pub const EVENT_FUNCTIONS: &[&str] = &["authorizer", "dispatch", "sweeper"];
 
 #[derive(Debug)]
 pub enum RouteMatch {
