@@ -309,8 +309,8 @@ async fn the_sweeper_dispatches_a_callback_whose_schedule_was_lost_once_two_minu
         .await;
     let id = callback.expect(201)["id"].as_str().unwrap().to_owned();
     assert_eq!(
-        rig.scheduler.scheduled.lock().unwrap().as_slice(),
-        [id.clone()],
+        rig.scheduler.scheduled.lock().unwrap().clone(),
+        vec![id.clone()],
         "one schedule, which never fires"
     );
 
