@@ -8,6 +8,7 @@ pub mod callbacks;
 pub mod concurrency;
 pub mod error;
 pub mod fields;
+pub mod flow_callbacks;
 pub mod flows;
 pub mod http;
 pub mod idempotency;

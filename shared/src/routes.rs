@@ -51,6 +51,37 @@ pub const ROUTES: &[Route] = &[
         "flow-version-create",
     ),
     route(Method::POST, "/v1/flows/{flow}/publish", "flow-publish"),
+    route(
+        Method::GET,
+        "/v1/flows/{flow}/callbacks",
+        "flow-callback-list",
+    ),
+    route(
+        Method::POST,
+        "/v1/flows/{flow}/callbacks",
+        "flow-callback-create",
+    ),
+    route(
+        Method::GET,
+        "/v1/flows/{flow}/callbacks/{callback}",
+        "flow-callback-get",
+    ),
+    route(
+        Method::PUT,
+        "/v1/flows/{flow}/callbacks/{callback}",
+        "flow-callback-update",
+    ),
+    route(
+        Method::DELETE,
+        "/v1/flows/{flow}/callbacks/{callback}",
+        "flow-callback-delete",
+    ),
+    Route {
+        method: Method::POST,
+        path: "/v1/hooks/{id}",
+        function: "hook-trigger",
+        access: Access::Open,
+    },
     route(Method::POST, "/v1/callbacks", "callback-create"),
     route(Method::GET, "/v1/callbacks", "callback-list"),
     route(Method::GET, "/v1/callbacks/{id}", "callback-get"),

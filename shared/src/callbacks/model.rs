@@ -38,6 +38,35 @@ impl CallbackStatus {
     }
 }
 
+/// A callback's fields in the SPEC's order (the order of the XML and text answers).
+pub const FIELDS: &[&str] = &[
+    "id",
+    "organization_id",
+    "flow",
+    "flow_version",
+    "source_session_id",
+    "created_session_id",
+    "agent_id",
+    "phone_number_id",
+    "to_number",
+    "from_number",
+    "scheduled_at",
+    "expires_at",
+    "status",
+    "reason",
+    "instructions",
+    "summary",
+    "pipeline_config",
+    "metadata",
+    "failure_cause",
+    "attempted_at",
+    "dispatched_at",
+    "cancelled_at",
+    "created_at",
+    "updated_at",
+    "cancel_reason",
+];
+
 /// The callback exactly as the API shows it: every field, `null` when absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Callback {

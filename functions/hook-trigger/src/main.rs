@@ -1,0 +1,5 @@
+#[tokio::main]
+async fn main() -> Result<(), flowline_core::lambda::Error> {
+    let app = flowline_core::lambda::start().await?;
+    flowline_core::lambda::run_http(|request| hook_trigger::handle(&app, request)).await
+}
