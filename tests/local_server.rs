@@ -167,8 +167,7 @@ async fn every_route_is_served_by_a_function() {
         let path = route
             .path
             .replace("{flow}", "flow_AAAAAAAAAAAA")
-            .replace('{', "")
-            .replace('}', "");
+            .replace(['{', '}'], "");
         let method = Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
         let answer = server.anonymous(method, &path).send().await;
         let expected = match route.access {

@@ -7,17 +7,12 @@ use serde_json::{Map, Value};
 use crate::error::{ApiError, ApiResult, FieldProblem};
 
 /// A field of a partial update: left out, set to `null`, or set.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Field<T> {
+    #[default]
     Absent,
     Null,
     Set(T),
-}
-
-impl<T> Default for Field<T> {
-    fn default() -> Self {
-        Self::Absent
-    }
 }
 
 impl<T> Field<T> {

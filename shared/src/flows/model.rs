@@ -186,7 +186,7 @@ impl FlowHead {
     pub fn record(&mut self, version: &FlowVersion) {
         self.versions.retain(|v| v.version != version.version);
         self.versions.push(version.summary());
-        self.versions.sort_by(|a, b| b.version.cmp(&a.version));
+        self.versions.sort_by_key(|v| std::cmp::Reverse(v.version));
     }
 
     /// Lists the flow by `current`, which must be the current version.
