@@ -79,6 +79,24 @@ pub async fn storage(backend: Backend) -> Storage {
     }
 }
 
+/// Storage on tables of this caller alone. The emulator copies a whole table for every
+/// transaction, unsafely while other threads write to it: suites of many writing tests give each
+/// test its own tables, so parallel tests neither race there nor slow down as one table grows.
+pub async fn own_storage(backend: Backend) -> Storage {
+    match backend {
+        Backend::Memory => Storage::Memory,
+        Backend::DynamoDb => {
+            let sdk = emulator_config().await;
+            let run = ids::random_token(12);
+            Storage::DynamoDb {
+                client: aws_sdk_dynamodb::Client::new(&sdk),
+                table: format!("flowline-test-{run}"),
+                keys_table: format!("flowline-test-keys-{run}"),
+            }
+        }
+    }
+}
+
 pub struct TestServer {
     pub base: String,
     pub app: Arc<App>,
@@ -87,6 +105,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
+        Self::start_on(storage(backend).await).await
+    }
+
+    /// A server on tables of its own (see [`own_storage`]).
+    pub async fn start_alone(backend: Backend) -> Self {
+        Self::start_on(own_storage(backend).await).await
+    }
+
+    pub async fn start_on(storage: Storage) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -95,7 +122,7 @@ impl TestServer {
             public_base_url: base.clone(),
             allow_private_targets: true,
         };
-        let app = App::build(storage(backend).await, SIGNING_KEY, config, true)
+        let app = App::build(storage, SIGNING_KEY, config, true)
             .await
             .expect("app builds");
         let app = Arc::new(app);
@@ -216,6 +243,13 @@ impl Call {
     pub fn header(self, name: &str, value: &str) -> Self {
         Self {
             builder: self.builder.header(name, value),
+        }
+    }
+
+    /// A raw body sent without any content type.
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
+        Self {
+            builder: self.builder.body(body),
         }
     }
 
