@@ -326,6 +326,11 @@ impl Call {
         }
     }
 
+    /// A raw body sent without any content type.
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
+        Self { builder: self.builder.body(body) }
+    }
+
     /// A raw body with a content type of our choosing.
     pub fn raw(self, content_type: &str, body: impl Into<reqwest::Body>) -> Self {
         Self {

@@ -7,6 +7,8 @@ use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
 
 pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let caller = request.writer()?;
+    // This route takes no query parameters, and unknown ones are refused (SPEC §1).
+    request.query_params(&[])?;
     let body = request.json_object()?;
     let fields = flows::read_flow_body(body.clone(), true)?;
     create_once(

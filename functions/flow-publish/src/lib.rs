@@ -6,6 +6,8 @@ use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
 
 pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let caller = request.writer()?;
+    // This route takes no query parameters, and unknown ones are refused (SPEC §1).
+    request.query_params(&[])?;
     let reference = FlowRef::parse(request.path_param("flow"))?;
     let flow = service::publish(app, caller, &reference, request.json_object_or_empty()?).await?;
     Ok(ApiResponse::resource(StatusCode::OK, &flow))

@@ -6,6 +6,8 @@ use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
 
 pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let caller = request.writer()?;
+    // This route takes no query parameters, and unknown ones are refused (SPEC §1).
+    request.query_params(&[])?;
     let reference = FlowRef::parse(request.path_param("flow"))?;
     let fields = flows::read_flow_body(request.json_object()?, false)?;
     let flow =

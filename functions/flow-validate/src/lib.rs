@@ -5,6 +5,8 @@ use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
 
 pub async fn handle(_app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     request.writer()?;
+    // This route takes no query parameters, and unknown ones are refused (SPEC §1).
+    request.query_params(&[])?;
     let body = request.json_object()?;
     let (_, problems) = flows::read_flow_fields(body, true);
     Ok(ApiResponse::ok(

@@ -2,11 +2,21 @@
 //! YAML text is stored exactly as sent (comments and layout are the author's); JSON input is
 //! converted to block-style YAML. Answers carry both the YAML and its JSON encoding.
 
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 use serde_yaml_ng::Value as Yaml;
 
 /// SPEC §2: `data` is at most 200 KiB.
 pub const MAX_DATA_BYTES: usize = 200 * 1024;
+
+/// YAML aliases repeat what they name, so a small text can stand for a huge document (a wide
+/// anchor named many times grows quadratically, which serde_yaml_ng's alias limit lets through).
+/// Answers carry the document's JSON encoding, so that is bounded too: generously, since plain
+/// YAML's JSON is at most about twice the size of its text.
+pub const MAX_DATA_JSON_BYTES: usize = 1024 * 1024;
 
 /// The YAML to store for a `data` field, or what is wrong with it.
 pub fn data_to_yaml(value: Value) -> Result<String, String> {
@@ -18,6 +28,7 @@ pub fn data_to_yaml(value: Value) -> Result<String, String> {
             match serde_json::from_str::<Value>(&text) {
                 Ok(json) => json_to_yaml(&json)?,
                 Err(_) => {
+                    check_expanded_size(&text)?;
                     parse_yaml(&text)?;
                     if text.trim().is_empty() {
                         "{}\n".to_owned()
@@ -40,7 +51,141 @@ pub fn data_to_yaml(value: Value) -> Result<String, String> {
 }
 
 fn json_to_yaml(json: &Value) -> Result<String, String> {
-    serde_yaml_ng::to_string(json).map_err(|err| format!("cannot be written as YAML: {err}"))
+    let yaml = serde_yaml_ng::to_string(json)
+        .map_err(|err| format!("cannot be written as YAML: {err}"))?;
+    // YAML reads every `<<` key as a merge key, so such a JSON document would read back as
+    // another one: refuse it rather than store something other than what was sent.
+    if yaml_to_json(&yaml) != *json {
+        return Err("cannot be kept as YAML unchanged: a `<<` key is a YAML merge key".to_owned());
+    }
+    Ok(yaml)
+}
+
+/// Walks a YAML document as the parser replays it, aliases included, without building it, and
+/// stops as soon as its JSON encoding would be over [`MAX_DATA_JSON_BYTES`].
+fn check_expanded_size(text: &str) -> Result<(), String> {
+    let remaining = Cell::new(MAX_DATA_JSON_BYTES);
+    let exceeded = Cell::new(false);
+    let measure = Measure {
+        remaining: &remaining,
+        exceeded: &exceeded,
+    };
+    match measure.deserialize(serde_yaml_ng::Deserializer::from_str(text)) {
+        Ok(()) => Ok(()),
+        Err(_) if exceeded.get() => Err(format!(
+            "expands to more than {} KiB as JSON (YAML aliases repeat what they name)",
+            MAX_DATA_JSON_BYTES / 1024
+        )),
+        Err(err) => Err(format!("is not valid YAML or JSON: {err}")),
+    }
+}
+
+/// The decimal digits of `n`.
+fn digits(n: u128) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
+}
+
+/// A visitor that only counts the JSON bytes of what it visits (from below: escapes are not
+/// counted, so text within [`MAX_DATA_BYTES`] without aliases always fits).
+#[derive(Clone, Copy)]
+struct Measure<'a> {
+    remaining: &'a Cell<usize>,
+    exceeded: &'a Cell<bool>,
+}
+
+impl Measure<'_> {
+    fn spend<E: de::Error>(self, bytes: usize) -> Result<(), E> {
+        match self.remaining.get().checked_sub(bytes) {
+            Some(left) => {
+                self.remaining.set(left);
+                Ok(())
+            }
+            None => {
+                self.exceeded.set(true);
+                Err(E::custom("the document is too large"))
+            }
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Measure<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Measure<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a YAML document")
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<(), E> {
+        self.spend(if value { 4 } else { 5 })
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<(), E> {
+        self.visit_i128(value.into())
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<(), E> {
+        self.visit_u128(value.into())
+    }
+
+    fn visit_i128<E: de::Error>(self, value: i128) -> Result<(), E> {
+        self.spend(usize::from(value < 0) + digits(value.unsigned_abs()))
+    }
+
+    fn visit_u128<E: de::Error>(self, value: u128) -> Result<(), E> {
+        self.spend(digits(value))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        // At least `1.0`; an estimate from below never refuses plain text.
+        self.spend(3)
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
+        self.spend(text.len() + 2)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.spend(4)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.spend(4)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        self.deserialize(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.spend(2)?;
+        while seq.next_element_seed(self)?.is_some() {
+            self.spend(1)?;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.spend(2)?;
+        while map.next_key_seed(self)?.is_some() {
+            map.next_value_seed(self)?;
+            self.spend(2)?;
+        }
+        Ok(())
+    }
+
+    /// A tagged node (`!tag value`): its value counts.
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        let (_tag, value) = data.variant::<String>()?;
+        de::VariantAccess::newtype_variant_seed(value, self)
+    }
 }
 
 fn parse_yaml(text: &str) -> Result<Yaml, String> {
@@ -132,6 +277,43 @@ mod tests {
         let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n";
         assert!(data_to_yaml(json!(bomb)).is_err());
         assert!(data_to_yaml(json!("x".repeat(MAX_DATA_BYTES + 1))).is_err());
+    }
+
+    #[test]
+    fn aliases_cannot_expand_past_the_limit() {
+        let wide = |n: usize| {
+            format!(
+                "a: &a [{}]\nb: [{}]\n",
+                vec!["x"; n].join(","),
+                vec!["*a"; n].join(",")
+            )
+        };
+        assert!(data_to_yaml(json!(wide(100))).is_ok());
+        let refused = data_to_yaml(json!(wide(2_000))).unwrap_err();
+        assert!(refused.contains("expands"), "{refused}");
+        assert!(data_to_yaml(json!("a: !custom [1, 2]\nb: &b {c: 1}\nd: *b\n")).is_ok());
+        // Plain text at the size limit always fits, however small its values.
+        let numbers = format!("[{}]", vec!["1"; MAX_DATA_BYTES / 2 - 1].join(","));
+        assert!(numbers.len() < MAX_DATA_BYTES);
+        assert!(check_expanded_size(&numbers).is_ok());
+        let pairs = format!(
+            "{{{}}}",
+            (0..MAX_DATA_BYTES / 12)
+                .map(|n| format!("{n:05}: 1"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        assert!(pairs.len() < MAX_DATA_BYTES);
+        assert!(check_expanded_size(&pairs).is_ok());
+    }
+
+    #[test]
+    fn json_with_a_merge_key_is_refused_rather_than_changed() {
+        assert!(data_to_yaml(json!({"<<": {"a": 1}, "b": 2})).is_err());
+        assert!(data_to_yaml(json!("{\"<<\": 5}")).is_err());
+        assert!(
+            data_to_yaml(json!({"a": "<<", "n": [1.5, -0.0, 18446744073709551615u64]})).is_ok()
+        );
     }
 
     #[test]

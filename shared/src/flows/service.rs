@@ -461,8 +461,21 @@ pub async fn publish(
     fields.finish()?;
     let organization_id = &caller.organization_id;
     let published = optimistic(move || async move {
-        let (before, _) = resolve(app, organization_id, reference, None).await?;
+        let (before, named) = resolve(app, organization_id, reference, None).await?;
         let slug = before.value.slug.clone();
+        // A numeric id names one version, so publishing it publishes that version (as PUT and
+        // DELETE act on the version an id names) rather than whatever draft the flow has.
+        let requested = match (reference, requested) {
+            (FlowRef::Id(_), None) => Some(named.value.version),
+            (FlowRef::Id(_), Some(number)) if number != named.value.version => {
+                return Err(ApiError::invalid_field(
+                    "version",
+                    "names another version than the numeric id in the path; use the slug",
+                )
+                .into());
+            }
+            (_, requested) => requested,
+        };
         let target = match requested {
             Some(number) => before
                 .value
