@@ -170,8 +170,12 @@ fn parse_object(body: &[u8]) -> ApiResult<Map<String, Value>> {
 pub struct QueryParams(HashMap<String, String>);
 
 impl QueryParams {
+    /// A parameter's value; an empty one (`?next_page_token=`) counts as absent.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|value| !value.is_empty())
     }
 
     /// An integer parameter within `range`, or `default` when absent.

@@ -328,7 +328,9 @@ impl Call {
 
     /// A raw body sent without any content type.
     pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
-        Self { builder: self.builder.body(body) }
+        Self {
+            builder: self.builder.body(body),
+        }
     }
 
     /// A raw body with a content type of our choosing.

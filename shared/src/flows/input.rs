@@ -99,6 +99,16 @@ pub fn read_flow_fields(
     let active = fields.boolean("active");
     let data_yaml = fields.read("data", data_to_yaml);
     let targeting_logic = fields.string("targeting_logic", 4096);
+    // These have defaults, not an absent state: null is a mistake, not a reset.
+    for (name, is_null) in [
+        ("type", flow_type == Field::Null),
+        ("channel_type", channel_type == Field::Null),
+        ("active", active == Field::Null),
+    ] {
+        if is_null {
+            fields.problem(name, "must not be null");
+        }
+    }
     let entry_points = match fields.take("entry_points") {
         Field::Set(value) => match read_entry_points(value) {
             Ok(points) => Field::Set(points),
