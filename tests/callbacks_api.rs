@@ -1046,7 +1046,51 @@ async fn garbage_callback_ids_are_not_found(backend: Backend) {
     }
 }
 
+async fn write_routes_refuse_unknown_query_parameters(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let flow = published_flow(&org).await;
+    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(3600.0)});
+    for (method, path, body) in [
+        (Method::POST, "/v1/callbacks?dry_run=1".to_owned(), body),
+        (
+            Method::PATCH,
+            format!("/v1/callbacks/{id}?force=1"),
+            json!({"reason": "x"}),
+        ),
+        (
+            Method::POST,
+            format!("/v1/callbacks/{id}/cancel?force=1"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            format!("/v1/callbacks/{id}/dispatch?force=1"),
+            json!({}),
+        ),
+    ] {
+        let answer = org.call(method, &path).json(&body).send().await;
+        answer.expect_error(400, "VALIDATION_ERROR");
+    }
+    assert_eq!(
+        org.get(&format!("/v1/callbacks/{id}")).await.expect(200)["status"],
+        "scheduled"
+    );
+    assert_eq!(
+        org.get("/v1/callbacks").await.expect(200)["callbacks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 on_every_store!(
+    write_routes_refuse_unknown_query_parameters,
     scheduled_callback_is_delivered_on_time_signed_and_records_the_session,
     a_callback_has_exactly_the_specified_fields_with_nulls_for_absent_values,
     cancelled_before_its_time_is_never_delivered,

@@ -170,12 +170,15 @@ fn parse_object(body: &[u8]) -> ApiResult<Map<String, Value>> {
 pub struct QueryParams(HashMap<String, String>);
 
 impl QueryParams {
-    /// A parameter's value; an empty one (`?next_page_token=`) counts as absent.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|value| !value.is_empty())
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// `next_page_token`; an empty one (a client's first request, `?next_page_token=`) means
+    /// the first page.
+    pub fn page_token(&self) -> Option<&str> {
+        self.get("next_page_token")
+            .filter(|token| !token.is_empty())
     }
 
     /// An integer parameter within `range`, or `default` when absent.

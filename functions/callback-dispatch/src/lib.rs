@@ -7,6 +7,7 @@ use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
 
 pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let caller = request.writer()?;
+    request.query_params(&[])?;
     FieldReader::new(request.json_object_or_empty()?).finish()?;
     let callback = dispatch::dispatch_now(app, caller, request.path_param("id")).await?;
     Ok(ApiResponse::resource(StatusCode::OK, &callback))

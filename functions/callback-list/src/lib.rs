@@ -33,6 +33,6 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
         flow: query.get("flow").map(str::to_owned),
     };
     let limit = query.integer("limit", 1..=100, 25)?;
-    let list = service::list(app, caller, filters, limit, query.get("next_page_token")).await?;
+    let list = service::list(app, caller, filters, limit, query.page_token()).await?;
     Ok(ApiResponse::ok(&list))
 }

@@ -5,6 +5,7 @@ use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
 
 pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let caller = request.writer()?;
+    request.query_params(&[])?;
     let message = flow_callbacks::delete(
         app,
         caller,

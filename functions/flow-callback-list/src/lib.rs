@@ -12,7 +12,7 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
         caller,
         request.path_param("flow"),
         limit,
-        query.get("next_page_token"),
+        query.page_token(),
     )
     .await?;
     Ok(ApiResponse::ok(&list))

@@ -54,7 +54,7 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
             flow_type,
         },
         page_size: query.integer("page_size", 1..=100, 30)?,
-        page_token: query.get("next_page_token"),
+        page_token: query.page_token(),
     };
     Ok(ApiResponse::ok(
         &service::list_flows(app, caller, list).await?,
