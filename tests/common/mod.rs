@@ -164,6 +164,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, true).await
+    }
+
+    /// A server whose `allow_private_targets` is as given (`start` allows them, so tests can
+    /// use a loopback receiver; `false` is the cloud's setting).
+    pub async fn start_with(backend: Backend, allow_private_targets: bool) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -174,7 +180,7 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let config = Config {
             public_base_url: base.clone(),
-            allow_private_targets: true,
+            allow_private_targets,
         };
         let app = App::build(
             own_storage(backend).await,

@@ -7,6 +7,7 @@ use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
 
 pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let caller = request.writer()?;
+    request.query_params(&[])?;
     let body = request.json_object()?;
     create_once(
         app,
@@ -18,14 +19,15 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
             let endpoint = webhooks::create(app, caller, body.clone()).await?;
             let resource_id = endpoint.id.clone();
             Ok(Created {
-                response: ApiResponse::resource(StatusCode::CREATED, &endpoint),
+                response: endpoint.response(StatusCode::CREATED),
                 resource_id,
             })
         },
-        // A replay does not show the secret again: it was shown once, to the first answer.
+        // A replay is the first answer again, secret included (SPEC §1: "returns the first 2xx
+        // response again"): its client may never have seen that first answer.
         move |id: String| async move {
-            let endpoint = webhooks::get(app, caller, &id).await?;
-            Ok(ApiResponse::resource(StatusCode::CREATED, &endpoint))
+            let endpoint = webhooks::get_as_created(app, caller, &id).await?;
+            Ok(endpoint.response(StatusCode::CREATED))
         },
     )
     .await

@@ -6,6 +6,7 @@ use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
 
 pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let caller = request.writer()?;
+    request.query_params(&[])?;
     let body = request.json_object()?;
     let endpoint = webhooks::update(
         app,

@@ -259,3 +259,160 @@ pub async fn emit(app: &App, organization_id: &str, event_type: EventType, data:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A loopback listener that counts the connections it accepts and answers every request
+    /// with `reply` (a raw HTTP/1.1 response).
+    struct Listener {
+        port: u16,
+        connections: Arc<AtomicUsize>,
+    }
+
+    impl Listener {
+        async fn start(reply: String) -> Self {
+            let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = socket.local_addr().unwrap().port();
+            let connections = Arc::new(AtomicUsize::new(0));
+            let counted = connections.clone();
+            tokio::spawn(async move {
+                while let Ok((mut stream, _)) = socket.accept().await {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let reply = reply.clone();
+                    tokio::spawn(async move {
+                        read_request(&mut stream).await;
+                        let _ = stream.write_all(reply.as_bytes()).await;
+                        let _ = stream.shutdown().await;
+                    });
+                }
+            });
+            Self { port, connections }
+        }
+
+        fn connections(&self) -> usize {
+            self.connections.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Reads one request (head and `Content-Length` body), or until the peer stops sending.
+    async fn read_request(stream: &mut tokio::net::TcpStream) {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut chunk)).await;
+            let Ok(Ok(n)) = read else { return };
+            if n == 0 {
+                return;
+            }
+            seen.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&seen);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if seen.len() >= end + 4 + length {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn ok_reply() -> String {
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_owned()
+    }
+
+    async fn post(sender: &HttpSender, url: &str) -> Attempt {
+        sender
+            .post(
+                url,
+                vec![("webhook-id", "evt_test".to_owned())],
+                Bytes::from_static(b"{}"),
+                Duration::from_secs(5),
+            )
+            .await
+    }
+
+    /// Gives a connection that should not happen the time to happen anyway.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    #[tokio::test]
+    async fn a_guarded_sender_refuses_loopback_without_connecting() {
+        let listener = Listener::start(ok_reply()).await;
+        let sender = HttpSender::new(false);
+        for url in [
+            format!("http://127.0.0.1:{}/hook", listener.port),
+            format!("https://127.0.0.1:{}/hook", listener.port),
+            format!("https://localhost:{}/hook", listener.port),
+            format!("https://[::ffff:127.0.0.1]:{}/hook", listener.port),
+            format!("https://2130706433:{}/hook", listener.port),
+        ] {
+            let outcome = post(&sender, &url).await;
+            assert!(matches!(outcome, Attempt::Failed(_)), "{url}: {outcome:?}");
+        }
+        settle().await;
+        assert_eq!(listener.connections(), 0, "no connection was even opened");
+    }
+
+    #[tokio::test]
+    async fn an_allowing_sender_reaches_loopback() {
+        let listener = Listener::start(ok_reply()).await;
+        let sender = HttpSender::new(true);
+        let outcome = post(&sender, &format!("http://127.0.0.1:{}/hook", listener.port)).await;
+        assert_eq!(
+            outcome,
+            Attempt::Answered {
+                status: 200,
+                body: Bytes::from_static(b"{}")
+            }
+        );
+        assert_eq!(listener.connections(), 1);
+
+        // Over https the plain listener cannot complete a handshake, but it was reached.
+        let outcome = post(
+            &sender,
+            &format!("https://127.0.0.1:{}/hook", listener.port),
+        )
+        .await;
+        assert!(matches!(outcome, Attempt::Failed(_)), "{outcome:?}");
+        settle().await;
+        assert_eq!(listener.connections(), 2);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_answers_not_followed() {
+        let elsewhere = Listener::start(ok_reply()).await;
+        let redirecting = Listener::start(format!(
+            "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{}/inside\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            elsewhere.port
+        ))
+        .await;
+        let sender = HttpSender::new(true);
+        let outcome = post(
+            &sender,
+            &format!("http://127.0.0.1:{}/hook", redirecting.port),
+        )
+        .await;
+        assert!(
+            matches!(outcome, Attempt::Answered { status: 302, .. }),
+            "{outcome:?}"
+        );
+        settle().await;
+        assert_eq!(redirecting.connections(), 1);
+        assert_eq!(elsewhere.connections(), 0, "the redirect was not followed");
+    }
+}

@@ -17,7 +17,7 @@ use crate::auth::Caller;
 use crate::concurrency::optimistic;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{Field, FieldReader};
-use crate::http::{check_if_match, etag_of};
+use crate::http::{ApiResponse, StatusCode, check_if_match, etag_of};
 use crate::ids;
 use crate::page::{Page, PageScope};
 use crate::store::{Expect, Key, Query, SortRange, StoreError, Write};
@@ -120,6 +120,21 @@ impl EndpointView {
             updated_at: endpoint.updated_at,
         }
     }
+
+    /// The endpoint's `ETag`: that of its representation without the secret, so the create's
+    /// answer (the one that shows the secret) carries the ETag that GET shows and `If-Match`
+    /// is compared with.
+    pub fn etag(&self) -> String {
+        etag_of(&Self {
+            secret: None,
+            ..self.clone()
+        })
+    }
+
+    /// The answer for this endpoint, with its [`etag`](Self::etag).
+    pub fn response(&self, status: StatusCode) -> ApiResponse {
+        ApiResponse::resource(status, self).with_header(http::header::ETAG, &self.etag())
+    }
 }
 
 fn partition(organization_id: &str) -> String {
@@ -162,7 +177,14 @@ async fn read_fields(
     let url = if creating {
         fields.required_string("url", 1, 2048)
     } else {
-        fields.string("url", 2048).into_option()
+        match fields.string("url", 2048) {
+            // An endpoint always has a URL: `null` cannot mean "remove it".
+            Field::Null => {
+                fields.problem("url", "must not be null");
+                None
+            }
+            other => other.into_option(),
+        }
     };
     let events = match fields.take("events") {
         Field::Set(Value::Array(items)) if !items.is_empty() => {
@@ -258,6 +280,13 @@ pub async fn get(app: &App, caller: &Caller, id: &str) -> ApiResult<EndpointView
     Ok(EndpointView::new(endpoint, false))
 }
 
+/// The create's answer again, for an idempotent replay: with the secret, as the first time.
+/// A replay serves a client whose first answer was lost, and the secret is shown nowhere else.
+pub async fn get_as_created(app: &App, caller: &Caller, id: &str) -> ApiResult<EndpointView> {
+    let (endpoint, _) = load(app, &caller.organization_id, id).await?;
+    Ok(EndpointView::new(endpoint, true))
+}
+
 pub async fn update(
     app: &App,
     caller: &Caller,
@@ -269,10 +298,7 @@ pub async fn update(
     let fields = &fields;
     optimistic(move || async move {
         let (mut endpoint, rev) = load(app, &caller.organization_id, id).await?;
-        check_if_match(
-            if_match,
-            &etag_of(&EndpointView::new(endpoint.clone(), false)),
-        )?;
+        check_if_match(if_match, &EndpointView::new(endpoint.clone(), false).etag())?;
         if let Some(url) = &fields.url {
             endpoint.url = url.clone();
         }

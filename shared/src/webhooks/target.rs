@@ -175,4 +175,25 @@ mod tests {
         assert!(check_url("http://127.0.0.1:9/hook", true).await.is_ok());
         assert!(check_url("not a url", true).await.is_err());
     }
+
+    #[tokio::test]
+    async fn the_delivery_resolver_refuses_local_names() {
+        use reqwest::dns::{Name, Resolve};
+        use std::str::FromStr;
+
+        for host in ["localhost", "localhost.", "127.0.0.1", "::1"] {
+            let resolved = PublicOnlyResolver
+                .resolve(Name::from_str(host).unwrap())
+                .await;
+            assert!(resolved.is_err(), "{host} was resolved");
+        }
+        // A public address passes (a literal, so no DNS is asked).
+        let resolved = PublicOnlyResolver
+            .resolve(Name::from_str("93.184.216.34").unwrap())
+            .await
+            .expect("a public address resolves");
+        let addresses: Vec<SocketAddr> = resolved.collect();
+        assert_eq!(addresses.len(), 1);
+        assert_eq!(addresses[0].ip().to_string(), "93.184.216.34");
+    }
 }
