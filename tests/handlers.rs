@@ -1,26 +1,49 @@
-//! The function crates as Lambda runs them: each `events/<function>.json` (an API Gateway HTTP API
-//! payload v2 event, the one `cargo lambda invoke --data-file` sends) goes through the Lambda
-//! adapter (`flowline_core::lambda::api_request`) into that function's `handle`, on an in-memory
-//! app. The fixtures are checked against `functions/` and the route table, so they cannot rot.
+//! The function crates as Lambda runs them: each `events/<function>.json` is the event
+//! `cargo lambda invoke --data-file` sends that function — an API Gateway HTTP API payload v2
+//! request for a route's function (through `flowline_core::lambda::api_request` into its
+//! `handle`), the authorizer's payload 2.0 request for `authorizer`, EventBridge Scheduler's
+//! input for `dispatch`, the scheduled event for `sweeper` — run on an in-memory app. The
+//! fixtures are checked against `functions/` and the route table, so they cannot rot.
+
+mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use flowline_core::app::Config;
-use flowline_core::auth::KeyKind;
+use async_trait::async_trait;
+use common::receiver::{Receiver, Reply};
+use flowline_core::app::{Adapters, Config};
+use flowline_core::auth::{KeyKind, KeyStore};
+use flowline_core::callbacks::dispatch::SweepReport;
 use flowline_core::http::{StatusCode, render};
 use flowline_core::lambda::{api_request, lambda_response};
-use flowline_core::routes::ROUTES;
+use flowline_core::routes::{Access, EVENT_FUNCTIONS, ROUTES, Route, RouteMatch, match_route};
+use flowline_core::scheduler::DispatchJob;
+use flowline_core::scheduler::in_process::InProcessScheduler;
+use flowline_core::store::memory::MemoryTable;
+use flowline_core::store::{Item, Key, Query, StoreError, Table, Write};
+use flowline_core::time::ManualClock;
+use flowline_core::webhooks::delivery::HttpSender;
 use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
+use jiff::{SignedDuration, Timestamp};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use serde_json::{Value, json};
 
 const SIGNING_KEY: &[u8] = b"test signing key, 32 bytes long!";
 const UNAUTHORIZED: &str = r#"{"error":"Unauthorized","code":"UNAUTHORIZED"}"#;
 
+/// Example values of the fixtures, which tests replace with those of the resources they make.
+const FIXTURE_ORGANIZATION: &str = "org_0Q7fGk2LmZp4Xc8RtYb1Nv";
+const FIXTURE_FLOW: &str = "flow_7Hq2LmN9xKp3";
+const FIXTURE_CALLBACK: &str = "cb_00VbcKJYqKy9Pf34qY6Nb3w";
+const FIXTURE_WEBHOOK: &str = "we_00VbcKHANWD25RQ4F5ZR3qa";
+const FIXTURE_WEBHOOK_URL: &str = "https://agents.acme.example.com/flowline/events";
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn app() -> std::sync::Arc<App> {
+fn app() -> Arc<App> {
     App::in_memory(
         SIGNING_KEY,
         Config {
@@ -33,6 +56,11 @@ fn app() -> std::sync::Arc<App> {
 fn fixture_text(function: &str) -> String {
     let path = root().join("events").join(format!("{function}.json"));
     std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+fn fixture_json(function: &str) -> Value {
+    serde_json::from_str(&fixture_text(function))
+        .unwrap_or_else(|err| panic!("events/{function}.json is not JSON: {err}"))
 }
 
 /// The fixture as the function's runtime receives it.
@@ -53,11 +81,33 @@ fn event_on(function: &str, slug: &str) -> ApiRequest {
     request
 }
 
+/// The fixture with example values (`FIXTURE_*`) replaced by the test's own wherever they
+/// occur: path, path parameters, query, body. Each must occur, so fixtures cannot drift away
+/// from the tests silently.
+fn event_with(function: &str, replacements: &[(&str, &str)]) -> ApiRequest {
+    let mut text = fixture_text(function);
+    for (example, actual) in replacements {
+        assert!(
+            text.contains(example),
+            "events/{function}.json has no {example}"
+        );
+        text = text.replace(example, actual);
+    }
+    api_request(lambda_http::request::from_str(&text).expect("an HTTP API v2 event"))
+}
+
 /// Renders like the Lambda adapter does, and reads the JSON body.
 fn answer(result: ApiResult<ApiResponse>) -> (StatusCode, Value, ApiResponse) {
     let response = render(result);
     let body = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
     (response.status, body, response)
+}
+
+fn timestamp(value: &Value) -> Timestamp {
+    value
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| panic!("{value} is not a timestamp"))
 }
 
 /// The fixture's organization's flow, created through the `flow-create` fixture.
@@ -99,10 +149,38 @@ fn function_dirs() -> Vec<PathBuf> {
         .collect()
 }
 
+fn route_of(function: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|route| route.function == function)
+}
+
+/// The fixtures of functions that serve a route, with their route.
+fn http_fixtures() -> Vec<(String, &'static Route)> {
+    fixture_names()
+        .into_iter()
+        .filter_map(|name| route_of(&name).map(|route| (name, route)))
+        .collect()
+}
+
+/// The fixtures of routes behind the authorizer.
+fn api_key_fixtures() -> Vec<String> {
+    http_fixtures()
+        .into_iter()
+        .filter(|(_, route)| route.access == Access::ApiKey)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+fn path_parameter_names(template: &str) -> Vec<&str> {
+    template
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .collect()
+}
+
 // --- the fixtures themselves -------------------------------------------------------------------
 
 #[test]
-fn every_fixture_names_a_function_crate_and_its_route() {
+fn every_fixture_names_a_function_crate_that_serves_a_route_or_an_event() {
     let names = fixture_names();
     assert!(!names.is_empty());
     for name in names {
@@ -113,60 +191,194 @@ fn every_fixture_names_a_function_crate_and_its_route() {
             manifest.contains(&format!("name = \"{name}\"")),
             "functions/{name}/Cargo.toml is not the crate {name}"
         );
+        let serves_a_route = route_of(&name).is_some();
+        let takes_an_event = EVENT_FUNCTIONS.contains(&name.as_str());
+        assert!(
+            serves_a_route != takes_an_event,
+            "{name}: a function serves a route of ROUTES or is one of EVENT_FUNCTIONS, not both"
+        );
+    }
+}
 
-        let fixture: Value = serde_json::from_str(&fixture_text(&name)).expect("JSON");
+/// Derived from `functions/` as it is, so a new function crate must come with its fixture.
+#[test]
+fn every_function_crate_has_a_fixture() {
+    let fixtures = fixture_names();
+    let mut missing: Vec<String> = function_dirs()
+        .iter()
+        .filter_map(|dir| dir.file_name()?.to_str().map(str::to_owned))
+        .filter(|function| !fixtures.contains(function))
+        .collect();
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "function crates without events/<function>.json: {missing:?}"
+    );
+}
+
+#[test]
+fn http_fixtures_are_requests_of_their_route() {
+    let fixtures = http_fixtures();
+    assert!(!fixtures.is_empty());
+    for (name, route) in fixtures {
+        let fixture = fixture_json(&name);
         assert_eq!(fixture["version"], "2.0", "{name}: payload format 2.0");
-        // HTTP functions serve the routes the route table gives them.
-        if let Some(route) = ROUTES.iter().find(|route| route.function == name) {
-            let route_key = format!("{} {}", route.method, route.path);
-            assert_eq!(fixture["routeKey"], route_key.as_str(), "{name}");
-            assert_eq!(fixture["requestContext"]["routeKey"], route_key.as_str());
-            assert_eq!(
-                fixture["requestContext"]["http"]["method"],
-                route.method.as_str()
+        let route_key = format!("{} {}", route.method, route.path);
+        assert_eq!(fixture["routeKey"], route_key.as_str(), "{name}");
+        assert_eq!(
+            fixture["requestContext"]["routeKey"],
+            route_key.as_str(),
+            "{name}"
+        );
+        assert_eq!(
+            fixture["requestContext"]["http"]["method"],
+            route.method.as_str(),
+            "{name}"
+        );
+        let raw_path = fixture["rawPath"].as_str().expect("rawPath");
+        assert_eq!(
+            fixture["requestContext"]["http"]["path"], raw_path,
+            "{name}"
+        );
+
+        // The path is one API Gateway would send to this route, with these parameters.
+        let RouteMatch::Found {
+            route: matched,
+            params,
+        } = match_route(&route.method, raw_path)
+        else {
+            panic!("{name}: {raw_path} matches no route");
+        };
+        assert_eq!(
+            matched.function, name,
+            "{name}: {raw_path} is another route's"
+        );
+        let declared: serde_json::Map<String, Value> = fixture
+            .get("pathParameters")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let mut declared_names: Vec<&str> = declared.keys().map(String::as_str).collect();
+        declared_names.sort_unstable();
+        let mut template_names = path_parameter_names(route.path);
+        template_names.sort_unstable();
+        assert_eq!(declared_names, template_names, "{name}: pathParameters");
+        for (param, value) in &params {
+            assert_eq!(declared[param], value.as_str(), "{name}: {param}");
+        }
+
+        // The query string and its parsed form agree.
+        let raw_query = fixture["rawQueryString"].as_str().expect("rawQueryString");
+        let parsed: serde_json::Map<String, Value> =
+            reqwest::Url::parse(&format!("https://api.flowline.example.com/?{raw_query}"))
+                .expect("a query string")
+                .query_pairs()
+                .map(|(key, value)| (key.into_owned(), Value::from(value.into_owned())))
+                .collect();
+        let declared_query = fixture
+            .get("queryStringParameters")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(parsed, declared_query, "{name}: queryStringParameters");
+
+        let request = event(&name);
+        assert_eq!(request.method, route.method, "{name}");
+        for param in template_names {
+            assert!(
+                !request.path_param(param).is_empty(),
+                "{name}: path parameter {param}"
             );
-            let request = event(&name);
-            assert_eq!(request.method, route.method, "{name}");
-            for param in route.path.split('/').filter_map(|segment| {
-                segment
-                    .strip_prefix('{')
-                    .and_then(|segment| segment.strip_suffix('}'))
-            }) {
-                assert!(
-                    !request.path_param(param).is_empty(),
-                    "{name}: path parameter {param}"
-                );
-            }
         }
     }
 }
 
 #[test]
-fn every_flow_function_has_a_fixture() {
-    let fixtures = fixture_names();
-    let flow_functions: Vec<String> = function_dirs()
-        .iter()
-        .filter_map(|dir| dir.file_name()?.to_str().map(str::to_owned))
-        .filter(|name| name.starts_with("flow-"))
-        .collect();
-    assert_eq!(flow_functions.len(), 9, "{flow_functions:?}");
-    for function in flow_functions {
-        assert!(
-            fixtures.contains(&function),
-            "functions/{function} has no events/{function}.json"
-        );
+fn event_function_fixtures_are_their_events_not_http_requests() {
+    for &function in EVENT_FUNCTIONS {
+        assert!(route_of(function).is_none(), "{function} serves no route");
+        let text = fixture_text(function);
+        let fixture = fixture_json(function);
+        match function {
+            // What API Gateway sends a Lambda authorizer (payload 2.0) before the route runs.
+            "authorizer" => {
+                let request: ApiGatewayV2CustomAuthorizerV2Request =
+                    serde_json::from_str(&text).expect("an HTTP API authorizer request");
+                assert_eq!(request.version.as_deref(), Some("2.0"));
+                assert_eq!(fixture["type"], "REQUEST");
+                assert!(
+                    request
+                        .route_arn
+                        .is_some_and(|arn| arn.starts_with("arn:aws:execute-api:"))
+                );
+                assert!(request.headers.contains_key("authorization"));
+                assert_eq!(
+                    request.identity_source.as_deref(),
+                    Some(
+                        &[request.headers["authorization"]
+                            .to_str()
+                            .unwrap()
+                            .to_owned()][..]
+                    ),
+                    "the identity source is the Authorization header"
+                );
+                let route_key = request.route_key.expect("routeKey");
+                let (method, path) = route_key.split_once(' ').expect("METHOD /path");
+                assert!(
+                    ROUTES
+                        .iter()
+                        .any(|route| route.method.as_str() == method && route.path == path),
+                    "{route_key} is a route"
+                );
+                assert!(fixture.get("body").is_none(), "authorizers get no body");
+                assert!(
+                    fixture["requestContext"].get("authorizer").is_none(),
+                    "the authorizer's request carries no authorizer context"
+                );
+            }
+            // EventBridge Scheduler's `Input` for a callback's schedule, exactly.
+            "dispatch" => {
+                let job: DispatchJob =
+                    serde_json::from_str(&text).expect("{callback_id, organization_id}");
+                assert_eq!(job.callback_id, FIXTURE_CALLBACK);
+                assert_eq!(job.organization_id, FIXTURE_ORGANIZATION);
+                assert!(lambda_http::request::from_str(&text).is_err());
+            }
+            // The scheduled event of the sweeper's rate(5 minutes) schedule.
+            "sweeper" => {
+                assert_eq!(fixture["detail-type"], "Scheduled Event");
+                assert!(
+                    ["aws.events", "aws.scheduler"].contains(&fixture["source"].as_str().unwrap())
+                );
+                assert_eq!(fixture["version"], "0");
+                assert!(
+                    fixture["time"]
+                        .as_str()
+                        .is_some_and(|t| t.parse::<Timestamp>().is_ok())
+                );
+                assert!(lambda_http::request::from_str(&text).is_err());
+            }
+            other => panic!("no check for the event of {other}: add one"),
+        }
     }
 }
 
 #[test]
 fn fixtures_carry_the_authorizer_context_as_the_caller() {
-    for name in fixture_names() {
+    for (name, route) in http_fixtures() {
         let request = event(&name);
+        if route.access == Access::Open {
+            assert!(
+                request.caller.is_none(),
+                "{name}: an open route has no authorizer"
+            );
+            continue;
+        }
         let caller = request
             .caller
             .as_ref()
             .unwrap_or_else(|| panic!("events/{name}.json: no authorizer context"));
-        assert!(caller.organization_id.starts_with("org_"));
+        assert_eq!(caller.organization_id, FIXTURE_ORGANIZATION, "{name}");
         assert!(!caller.key_name.is_empty());
         let reads = request.method == http::Method::GET;
         let kind = if reads {
@@ -180,6 +392,12 @@ fn fixtures_carry_the_authorizer_context_as_the_caller() {
         if !request.body.is_empty() {
             assert_eq!(request.header("content-type"), Some("application/json"));
             let _: Value = serde_json::from_slice(&request.body).expect("a JSON body");
+            let length = request.header("content-length").expect("content-length");
+            assert_eq!(
+                length,
+                request.body.len().to_string(),
+                "{name}: content-length"
+            );
         }
     }
 }
@@ -351,11 +569,490 @@ async fn flow_publish_makes_version_one_active() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 }
 
+// --- webhook endpoints and callbacks -----------------------------------------------------------
+
+/// When the callback fixtures were recorded (`callback-create`'s `requestContext.timeEpoch`).
+fn recorded_at(function: &str) -> Timestamp {
+    let epoch_ms = fixture_json(function)["requestContext"]["timeEpoch"]
+        .as_i64()
+        .expect("timeEpoch");
+    Timestamp::from_millisecond(epoch_ms).expect("a time")
+}
+
+/// An in-memory app whose clock stands where the callback fixtures were recorded, so their
+/// `scheduled_at` lies ahead whatever today's date, and moves only when a test moves it. The
+/// in-process scheduler's timers sleep in real time, so a schedule hours ahead never fires
+/// during a test: the test plays EventBridge Scheduler. Private targets are allowed, for the
+/// loopback receiver (and so the fixtures' example URL is not looked up in DNS).
+fn callback_app() -> (Arc<App>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(recorded_at("callback-create")));
+    let in_process = Arc::new(InProcessScheduler::new());
+    let adapters = Adapters {
+        store: Arc::new(MemoryTable::new()),
+        keys: Arc::new(MemoryTable::new()),
+        scheduler: in_process.clone(),
+        sender: Arc::new(HttpSender::new(true)),
+        clock: clock.clone(),
+        in_process: Some(in_process),
+    };
+    let config = Config {
+        public_base_url: "https://api.flowline.example.com".to_owned(),
+        allow_private_targets: true,
+    };
+    (App::new(adapters, SIGNING_KEY, config), clock)
+}
+
+fn move_clock_to(clock: &ManualClock, at: Timestamp) {
+    use flowline_core::time::Clock;
+    clock.advance(at.duration_since(clock.now()));
+}
+
+/// What the callback fixtures need: the fixture organization's published flow and its webhook
+/// endpoint (made by the `webhook-create` fixture) pointing at a local receiver.
+struct World {
+    app: Arc<App>,
+    clock: Arc<ManualClock>,
+    slug: String,
+    receiver: Receiver,
+    webhook_id: String,
+}
+
+async fn world() -> World {
+    let (app, clock) = callback_app();
+    let slug = published_flow(&app).await;
+    let receiver = Receiver::start().await;
+    let request = event_with("webhook-create", &[(FIXTURE_WEBHOOK_URL, &receiver.url)]);
+    let (status, body, _) = answer(webhook_create::handle(&app, request).await);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let webhook_id = body["id"].as_str().expect("an id").to_owned();
+    World {
+        app,
+        clock,
+        slug,
+        receiver,
+        webhook_id,
+    }
+}
+
+impl World {
+    /// The `callback-create` fixture's callback, on this world's flow: its id and `scheduled_at`.
+    async fn scheduled_callback(&self) -> (String, Timestamp) {
+        let request = event_with("callback-create", &[(FIXTURE_FLOW, &self.slug)]);
+        let (status, body, _) = answer(callback_create::handle(&self.app, request).await);
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_str().expect("an id").to_owned();
+        (id, timestamp(&body["scheduled_at"]))
+    }
+
+    /// A callback fixture aimed at `id`.
+    fn on_callback(&self, function: &str, id: &str) -> ApiRequest {
+        event_with(function, &[(FIXTURE_CALLBACK, id)])
+    }
+
+    fn on_webhook(&self, function: &str) -> ApiRequest {
+        event_with(function, &[(FIXTURE_WEBHOOK, &self.webhook_id)])
+    }
+
+    async fn callback(&self, id: &str) -> Value {
+        let request = self.on_callback("callback-get", id);
+        let (status, body, _) = answer(callback_get::handle(&self.app, request).await);
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    fn pending_schedules(&self) -> usize {
+        self.app
+            .in_process_scheduler()
+            .expect("in-process scheduler")
+            .pending()
+    }
+}
+
+#[tokio::test]
+async fn callback_create_schedules_the_fixture_callback_on_the_active_flow() {
+    let world = world().await;
+    let request = event_with("callback-create", &[(FIXTURE_FLOW, &world.slug)]);
+    let (status, body, response) = answer(callback_create::handle(&world.app, request).await);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(response.headers.contains_key("etag"));
+    let id = body["id"].as_str().unwrap();
+    assert!(id.starts_with("cb_"), "{id}");
+    assert_eq!(body["organization_id"], FIXTURE_ORGANIZATION);
+    assert_eq!(body["status"], "scheduled");
+    assert_eq!(body["flow"], world.slug.as_str());
+    assert_eq!(body["flow_version"], 1);
+    assert_eq!(body["to_number"], "+14155550199");
+    assert_eq!(
+        body["from_number"], "+14155550123",
+        "the flow's first entry point number"
+    );
+    assert_eq!(
+        timestamp(&body["scheduled_at"]),
+        "2026-11-21T16:30:00Z".parse().unwrap()
+    );
+    assert_eq!(
+        timestamp(&body["expires_at"]),
+        "2026-11-21T19:00:00Z".parse().unwrap()
+    );
+    assert_eq!(body["source_session_id"], "sess_00VbcJ1sQ8wN3kTz6Rb2Yh4");
+    assert_eq!(body["metadata"]["ticket"], "SUP-48213");
+    assert_eq!(body["pipeline_config"]["max_duration_seconds"], 600);
+    assert!(body["created_session_id"].is_null());
+    assert_eq!(world.pending_schedules(), 1, "one schedule per callback");
+
+    // The fixture's Idempotency-Key makes a second invocation a replay.
+    let request = event_with("callback-create", &[(FIXTURE_FLOW, &world.slug)]);
+    let (status, again, response) = answer(callback_create::handle(&world.app, request).await);
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again["id"], id);
+    assert_eq!(
+        response
+            .headers
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true")
+    );
+    assert_eq!(world.pending_schedules(), 1);
+}
+
+#[tokio::test]
+async fn callback_create_on_a_draft_flow_is_a_conflict() {
+    let (app, _) = callback_app();
+    let slug = existing_flow(&app).await;
+    let request = event_with("callback-create", &[(FIXTURE_FLOW, &slug)]);
+    let (status, body, _) = answer(callback_create::handle(&app, request).await);
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "CONFLICT");
+}
+
+#[tokio::test]
+async fn callback_list_lists_the_scheduled_callbacks_of_the_flow() {
+    let world = world().await;
+    let (id, _) = world.scheduled_callback().await;
+    let request = event_with("callback-list", &[(FIXTURE_FLOW, &world.slug)]);
+    let (status, body, _) = answer(callback_list::handle(&world.app, request).await);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ids: Vec<&str> = body["callbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|callback| callback["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id.as_str()]);
+    assert!(body.get("next_page_token").is_none());
+
+    // The fixture's filters as they stand name a flow the organization does not have.
+    let (status, body, _) = answer(callback_list::handle(&world.app, event("callback-list")).await);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["callbacks"], json!([]));
+}
+
+#[tokio::test]
+async fn callback_get_answers_the_callback_of_the_path() {
+    let world = world().await;
+    let (id, _) = world.scheduled_callback().await;
+    let request = world.on_callback("callback-get", &id);
+    let (status, body, response) = answer(callback_get::handle(&world.app, request).await);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(response.headers.contains_key("etag"));
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["status"], "scheduled");
+
+    // The fixture as it stands names a callback no organization has.
+    let (status, body, _) = answer(callback_get::handle(&world.app, event("callback-get")).await);
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["code"], "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn callback_update_reschedules_the_callback() {
+    let world = world().await;
+    let (id, _) = world.scheduled_callback().await;
+    let request = world.on_callback("callback-update", &id);
+    let (status, body, response) = answer(callback_update::handle(&world.app, request).await);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(response.headers.contains_key("etag"));
+    assert_eq!(body["status"], "scheduled");
+    assert_eq!(
+        timestamp(&body["scheduled_at"]),
+        "2026-11-21T17:45:00Z".parse().unwrap()
+    );
+    assert!(body["instructions"].as_str().unwrap().contains("17:30 UTC"));
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("abandoned the billing queue"),
+        "fields the patch does not name are kept"
+    );
+    assert_eq!(
+        world.pending_schedules(),
+        1,
+        "the schedule moved, not doubled"
+    );
+    assert_eq!(
+        world.callback(&id).await["scheduled_at"],
+        body["scheduled_at"]
+    );
+}
+
+#[tokio::test]
+async fn callback_cancel_cancels_with_the_fixture_reason() {
+    let world = world().await;
+    let (id, _) = world.scheduled_callback().await;
+    let request = world.on_callback("callback-cancel", &id);
+    let (status, body, _) = answer(callback_cancel::handle(&world.app, request).await);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "cancelled");
+    assert!(
+        body["cancel_reason"]
+            .as_str()
+            .unwrap()
+            .contains("called in again")
+    );
+    assert!(body["cancelled_at"].is_string());
+    assert_eq!(world.pending_schedules(), 0, "the schedule is deleted");
+
+    // Cancelling a cancelled callback changes nothing.
+    let request = world.on_callback("callback-cancel", &id);
+    let (status, again, _) = answer(callback_cancel::handle(&world.app, request).await);
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again, body);
+}
+
+#[tokio::test]
+async fn callback_dispatch_delivers_the_callback_now_and_records_the_session() {
+    let world = world().await;
+    let (id, _) = world.scheduled_callback().await;
+    world
+        .receiver
+        .script([Reply::session("sess_acme_runtime_5f2c9a")]);
+    let request = world.on_callback("callback-dispatch", &id);
+    let (status, body, _) = answer(callback_dispatch::handle(&world.app, request).await);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "dispatched", "{body}");
+    assert_eq!(body["created_session_id"], "sess_acme_runtime_5f2c9a");
+    assert!(body["dispatched_at"].is_string());
+    assert!(body["failure_cause"].is_null());
+    assert_eq!(world.pending_schedules(), 0, "the schedule is deleted");
+
+    let deliveries = world.receiver.of_type("callback.dispatch");
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].json["data"]["callback"]["id"], id.as_str());
+    assert_eq!(
+        deliveries[0].json["data"]["flow"]["slug"],
+        world.slug.as_str()
+    );
+    assert_eq!(deliveries[0].json["data"]["flow"]["version"], 1);
+
+    // A dispatched callback cannot be dispatched again.
+    let request = world.on_callback("callback-dispatch", &id);
+    let (status, body, _) = answer(callback_dispatch::handle(&world.app, request).await);
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(world.receiver.of_type("callback.dispatch").len(), 1);
+}
+
+#[tokio::test]
+async fn webhook_create_registers_the_fixture_endpoint_and_shows_its_secret_once() {
+    let (app, _) = callback_app();
+    let (status, body, response) =
+        answer(webhook_create::handle(&app, event("webhook-create")).await);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(response.headers.contains_key("etag"));
+    let id = body["id"].as_str().unwrap();
+    assert!(id.starts_with("we_"), "{id}");
+    assert_eq!(body["url"], FIXTURE_WEBHOOK_URL);
+    assert_eq!(
+        body["events"],
+        json!([
+            "callback.dispatch",
+            "callback.dispatched",
+            "callback.failed"
+        ])
+    );
+    assert_eq!(body["status"], "active");
+    assert_eq!(body["description"], "Acme voice-agent runtime (production)");
+    assert!(body["secret"].as_str().unwrap().starts_with("whsec_"));
+
+    // The fixture's Idempotency-Key makes a second invocation a replay, without the secret.
+    let (status, again, response) =
+        answer(webhook_create::handle(&app, event("webhook-create")).await);
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again["id"], id);
+    assert!(again.get("secret").is_none(), "{again}");
+    assert_eq!(
+        response
+            .headers
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true")
+    );
+}
+
+#[tokio::test]
+async fn webhook_list_lists_the_endpoints_without_secrets() {
+    let world = world().await;
+    let (status, body, _) = answer(webhook_list::handle(&world.app, event("webhook-list")).await);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let webhooks = body["webhooks"].as_array().unwrap();
+    assert_eq!(webhooks.len(), 1);
+    assert_eq!(webhooks[0]["id"], world.webhook_id.as_str());
+    assert_eq!(webhooks[0]["url"], world.receiver.url.as_str());
+    assert!(webhooks[0].get("secret").is_none());
+    assert!(body.get("next_page_token").is_none());
+}
+
+#[tokio::test]
+async fn webhook_get_answers_the_endpoint_of_the_path() {
+    let world = world().await;
+    let (status, body, response) =
+        answer(webhook_get::handle(&world.app, world.on_webhook("webhook-get")).await);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(response.headers.contains_key("etag"));
+    assert_eq!(body["id"], world.webhook_id.as_str());
+    assert!(body.get("secret").is_none());
+
+    // The fixture as it stands names an endpoint no organization has.
+    let (status, body, _) = answer(webhook_get::handle(&world.app, event("webhook-get")).await);
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["code"], "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn webhook_update_subscribes_the_endpoint_to_cancellations() {
+    let world = world().await;
+    let (status, body, _) =
+        answer(webhook_update::handle(&world.app, world.on_webhook("webhook-update")).await);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["events"],
+        json!([
+            "callback.cancelled",
+            "callback.dispatch",
+            "callback.dispatched",
+            "callback.failed"
+        ])
+    );
+    assert_eq!(
+        body["description"],
+        "Acme voice-agent runtime (production, us-west-2)"
+    );
+    assert_eq!(body["url"], world.receiver.url.as_str(), "url unchanged");
+    assert!(body.get("secret").is_none());
+}
+
+#[tokio::test]
+async fn webhook_delete_deletes_the_endpoint() {
+    let world = world().await;
+    let (status, body, _) =
+        answer(webhook_delete::handle(&world.app, world.on_webhook("webhook-delete")).await);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains(&world.webhook_id)
+    );
+    let (status, _, _) =
+        answer(webhook_get::handle(&world.app, world.on_webhook("webhook-get")).await);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+// --- the scheduler's target and the sweeper ----------------------------------------------------
+
+/// The `dispatch` fixture (EventBridge Scheduler's input) for the callback `id`.
+fn dispatch_job(id: &str) -> DispatchJob {
+    let text = fixture_text("dispatch");
+    assert!(text.contains(FIXTURE_CALLBACK));
+    serde_json::from_str(&text.replace(FIXTURE_CALLBACK, id)).expect("a DispatchJob")
+}
+
+#[tokio::test]
+async fn dispatch_delivers_the_due_callback_once_and_a_repeat_is_a_no_op() {
+    let world = world().await;
+    let (id, scheduled_at) = world.scheduled_callback().await;
+    world
+        .receiver
+        .script([Reply::session("sess_acme_runtime_7d41e0")]);
+    // The schedule fires at scheduled_at.
+    move_clock_to(&world.clock, scheduled_at);
+    let done = dispatch::handle(&world.app, dispatch_job(&id))
+        .await
+        .expect("dispatch succeeds");
+    assert_eq!(
+        done,
+        dispatch::DispatchResult {
+            callback_id: id.clone(),
+            status: Some("dispatched".to_owned()),
+        }
+    );
+    let callback = world.callback(&id).await;
+    assert_eq!(callback["status"], "dispatched");
+    assert_eq!(callback["created_session_id"], "sess_acme_runtime_7d41e0");
+    let deliveries = world.receiver.of_type("callback.dispatch");
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].json["data"]["callback"]["id"], id.as_str());
+
+    // EventBridge Scheduler delivers at least once: the same input again does nothing.
+    let again = dispatch::handle(&world.app, dispatch_job(&id))
+        .await
+        .expect("a repeat succeeds");
+    assert_eq!(again.status, None);
+    assert_eq!(world.receiver.of_type("callback.dispatch").len(), 1);
+    assert_eq!(world.callback(&id).await, callback);
+}
+
+#[tokio::test]
+async fn dispatch_of_a_cancelled_callback_is_a_no_op() {
+    let world = world().await;
+    let (id, scheduled_at) = world.scheduled_callback().await;
+    let request = world.on_callback("callback-cancel", &id);
+    let (status, _, _) = answer(callback_cancel::handle(&world.app, request).await);
+    assert_eq!(status, StatusCode::OK);
+    move_clock_to(&world.clock, scheduled_at);
+    let done = dispatch::handle(&world.app, dispatch_job(&id))
+        .await
+        .unwrap();
+    assert_eq!(done.status, None);
+    assert!(world.receiver.deliveries().is_empty());
+}
+
+#[tokio::test]
+async fn sweeper_dispatches_a_callback_more_than_two_minutes_overdue() {
+    let world = world().await;
+    let (id, scheduled_at) = world.scheduled_callback().await;
+    let tick = fixture_json("sweeper");
+
+    // Just due, the callback is its schedule's business.
+    move_clock_to(&world.clock, scheduled_at + SignedDuration::from_mins(1));
+    let report = sweeper::handle(&world.app, tick.clone()).await.unwrap();
+    assert_eq!(report, SweepReport::default());
+    assert_eq!(world.callback(&id).await["status"], "scheduled");
+
+    // Its schedule was lost: three minutes late, the sweeper dispatches it.
+    move_clock_to(&world.clock, scheduled_at + SignedDuration::from_mins(3));
+    let report = sweeper::handle(&world.app, tick.clone()).await.unwrap();
+    assert_eq!(
+        report,
+        SweepReport {
+            examined: 1,
+            dispatched: 1,
+            errors: 0
+        }
+    );
+    assert_eq!(world.callback(&id).await["status"], "dispatched");
+    assert_eq!(world.receiver.of_type("callback.dispatch").len(), 1);
+
+    // A dispatched callback leaves the sweeper's index.
+    let report = sweeper::handle(&world.app, tick).await.unwrap();
+    assert_eq!(report, SweepReport::default());
+}
+
 // --- the authorizer context --------------------------------------------------------------------
 
 /// The fixture's event with `authorizer.lambda` replaced (`None`: the whole authorizer gone).
 fn event_with_authorizer(function: &str, context: Option<Value>) -> ApiRequest {
-    let mut fixture: Value = serde_json::from_str(&fixture_text(function)).unwrap();
+    let mut fixture = fixture_json(function);
     let request_context = fixture["requestContext"].as_object_mut().unwrap();
     match context {
         None => {
@@ -371,7 +1068,7 @@ fn event_with_authorizer(function: &str, context: Option<Value>) -> ApiRequest {
 #[tokio::test]
 async fn every_function_answers_401_without_the_authorizer_context() {
     let app = app();
-    for name in fixture_names() {
+    for name in api_key_fixtures() {
         let request = event_with_authorizer(&name, None);
         assert!(request.caller.is_none());
         let response = render(flowline::functions::call(&app, &name, request).await);
@@ -384,6 +1081,18 @@ async fn every_function_answers_401_without_the_authorizer_context() {
             lambda.headers().get("content-type").unwrap(),
             "application/json"
         );
+    }
+}
+
+#[tokio::test]
+async fn every_function_answers_503_when_the_authorizer_could_not_read_the_keys() {
+    let app = app();
+    for name in api_key_fixtures() {
+        let request = event_with_authorizer(&name, Some(json!({"auth_error": "unavailable"})));
+        assert!(request.caller.is_none());
+        let (status, body, _) = answer(flowline::functions::call(&app, &name, request).await);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{name}: {body}");
+        assert_eq!(body["code"], "UPSTREAM_UNAVAILABLE", "{name}");
     }
 }
 
@@ -417,4 +1126,156 @@ async fn a_public_key_context_cannot_write() {
     let (status, body, _) = answer(flow_create::handle(&app, request).await);
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["code"], "FORBIDDEN");
+}
+
+// --- the authorizer function -------------------------------------------------------------------
+
+/// The `authorizer` fixture with its `Authorization` header (and so its identity source)
+/// replaced, or removed (`None`).
+fn authorizer_request(authorization: Option<&str>) -> ApiGatewayV2CustomAuthorizerV2Request {
+    let mut fixture = fixture_json("authorizer");
+    match authorization {
+        Some(value) => {
+            fixture["headers"]["authorization"] = value.into();
+            fixture["identitySource"] = json!([value]);
+        }
+        None => {
+            fixture["headers"]
+                .as_object_mut()
+                .unwrap()
+                .remove("authorization");
+            fixture.as_object_mut().unwrap().remove("identitySource");
+        }
+    }
+    serde_json::from_value(fixture).expect("an HTTP API authorizer request (payload 2.0)")
+}
+
+/// The context the HTTP fixtures of private-key routes carry.
+fn private_key_context() -> Value {
+    fixture_json("callback-create")["requestContext"]["authorizer"]["lambda"].clone()
+}
+
+#[tokio::test]
+async fn authorizer_hands_the_routes_the_organization_kind_and_name_of_a_live_key() {
+    let keys = KeyStore::new(Arc::new(MemoryTable::new()));
+    let (key, _) = keys
+        .create(
+            FIXTURE_ORGANIZATION,
+            KeyKind::Private,
+            "crm-integration",
+            "2026-11-02T09:00:00.000Z",
+        )
+        .await
+        .unwrap();
+    let response =
+        authorizer::handle(&keys, authorizer_request(Some(&format!("Bearer {key}")))).await;
+    assert!(response.is_authorized);
+    // Exactly the context the HTTP fixtures carry.
+    assert_eq!(
+        Value::Object(response.context.clone()),
+        private_key_context()
+    );
+    // As API Gateway reads a simple response.
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        json!({"isAuthorized": true, "context": private_key_context()})
+    );
+
+    // The bare key is accepted too.
+    let response = authorizer::handle(&keys, authorizer_request(Some(&key))).await;
+    assert_eq!(Value::Object(response.context), private_key_context());
+}
+
+#[tokio::test]
+async fn authorizer_gives_no_context_for_a_missing_unknown_or_revoked_key() {
+    let keys = KeyStore::new(Arc::new(MemoryTable::new()));
+    let (revoked, stored) = keys
+        .create(
+            FIXTURE_ORGANIZATION,
+            KeyKind::Private,
+            "old-crm-integration",
+            "2026-11-02T09:00:00.000Z",
+        )
+        .await
+        .unwrap();
+    assert!(
+        keys.revoke(
+            FIXTURE_ORGANIZATION,
+            &stored.hash_prefix,
+            "2026-11-20T09:00:00.000Z"
+        )
+        .await
+        .unwrap()
+    );
+    let unknown = authorizer::handle(
+        &keys,
+        serde_json::from_str(&fixture_text("authorizer")).unwrap(),
+    )
+    .await;
+    let revoked = authorizer::handle(
+        &keys,
+        authorizer_request(Some(&format!("Bearer {revoked}"))),
+    )
+    .await;
+    let missing = authorizer::handle(&keys, authorizer_request(None)).await;
+    let wrong_scheme =
+        authorizer::handle(&keys, authorizer_request(Some("Basic c2tfZXhhbXBsZTo="))).await;
+    for (case, response) in [
+        ("unknown", unknown),
+        ("revoked", revoked),
+        ("missing", missing),
+        ("wrong scheme", wrong_scheme),
+    ] {
+        // Allowed with no caller: the route renders the SPEC's 401.
+        assert!(response.is_authorized, "{case}");
+        assert!(
+            response.context.is_empty(),
+            "{case}: {:?}",
+            response.context
+        );
+    }
+    let request = event_with_authorizer("callback-create", Some(json!({})));
+    let (status, _, response) = answer(callback_create::handle(&app(), request).await);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(response.body, UNAUTHORIZED.as_bytes());
+}
+
+/// A keys table that cannot be reached.
+struct UnreachableTable;
+
+#[async_trait]
+impl Table for UnreachableTable {
+    async fn get(&self, _: &Key) -> Result<Option<Item>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".to_owned()))
+    }
+    async fn get_many(&self, _: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".to_owned()))
+    }
+    async fn query(&self, _: &Query) -> Result<Vec<Item>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".to_owned()))
+    }
+    async fn write(&self, _: Vec<Write>) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".to_owned()))
+    }
+    async fn increment(&self, _: &Key, _: i64) -> Result<i64, StoreError> {
+        Err(StoreError::Unavailable("connection refused".to_owned()))
+    }
+}
+
+#[tokio::test]
+async fn authorizer_reports_an_unreachable_keys_table_and_the_route_answers_503() {
+    let keys = KeyStore::new(Arc::new(UnreachableTable));
+    let request = serde_json::from_str(&fixture_text("authorizer")).unwrap();
+    let response = authorizer::handle(&keys, request).await;
+    assert!(response.is_authorized);
+    assert_eq!(
+        Value::Object(response.context.clone()),
+        json!({"auth_error": "unavailable"})
+    );
+
+    // That context, handed to the route the authorizer ran for, is a 503 safe to retry.
+    let request = event_with_authorizer("callback-create", Some(Value::Object(response.context)));
+    let (status, body, _) = answer(callback_create::handle(&app(), request).await);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "UPSTREAM_UNAVAILABLE");
 }
