@@ -686,7 +686,35 @@ async fn trigger_lists_are_newest_first_and_paginated(backend: Backend) {
     assert_eq!(seen, created);
 }
 
+async fn the_create_answers_etag_is_the_triggers_etag(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let flow = published_flow(&org).await;
+    let created = org
+        .post(&format!("/v1/flows/{flow}/callbacks"), json!({}))
+        .await;
+    let id = created.expect(201)["id"].as_str().unwrap().to_owned();
+    let etag = created.header("etag").unwrap().to_owned();
+    let path = format!("/v1/flows/{flow}/callbacks/{id}");
+    assert_eq!(org.get(&path).await.header("etag"), Some(etag.as_str()));
+    let updated = org
+        .call(Method::PUT, &path)
+        .header("if-match", &etag)
+        .json(&json!({"description": "x"}))
+        .send()
+        .await;
+    updated.expect(200);
+    let stale = org
+        .call(Method::PUT, &path)
+        .header("if-match", &etag)
+        .json(&json!({"description": "y"}))
+        .send()
+        .await;
+    stale.expect_error(412, "PRECONDITION_FAILED");
+}
+
 on_every_store!(
+    the_create_answers_etag_is_the_triggers_etag,
     a_new_trigger_shows_its_full_url_once,
     a_json_trigger_schedules_a_callback_that_is_dispatched_like_any_other,
     an_xml_trigger_answers_one_escaped_element_per_field,

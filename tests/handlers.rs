@@ -874,12 +874,13 @@ async fn webhook_create_registers_the_fixture_endpoint_and_shows_its_secret_once
     assert_eq!(body["description"], "Acme voice-agent runtime (production)");
     assert!(body["secret"].as_str().unwrap().starts_with("whsec_"));
 
-    // The fixture's Idempotency-Key makes a second invocation a replay, without the secret.
+    // The fixture's Idempotency-Key makes a second invocation a replay: the first answer
+    // again (SPEC §1), secret included, so a client that lost it can still have it.
     let (status, again, response) =
         answer(webhook_create::handle(&app, event("webhook-create")).await);
     assert_eq!(status, StatusCode::CREATED, "{again}");
     assert_eq!(again["id"], id);
-    assert!(again.get("secret").is_none(), "{again}");
+    assert_eq!(again["secret"], body["secret"], "{again}");
     assert_eq!(
         response
             .headers
@@ -1278,4 +1279,135 @@ async fn authorizer_reports_an_unreachable_keys_table_and_the_route_answers_503(
     let (status, body, _) = answer(callback_create::handle(&app(), request).await);
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["code"], "UPSTREAM_UNAVAILABLE");
+}
+
+const FIXTURE_TRIGGER: &str = "fcb_00VbcKLmQ3sT8uV1wX4yZ6a";
+const FIXTURE_SIGNATURE: &str = "kR2vXw9QpL4mT7nZc1Yb8Hs3Gd6Jf0Ua5Ee2Ki9Oo4M";
+
+impl World {
+    /// The `flow-callback-create` fixture's trigger on this world's flow: its id and signature.
+    async fn trigger(&self) -> (String, String) {
+        let request = event_with("flow-callback-create", &[(FIXTURE_FLOW, &self.slug)]);
+        let (status, body, _) = answer(flow_callback_create::handle(&self.app, request).await);
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let url = body["url"].as_str().expect("a url");
+        let signature = url
+            .split("signature=")
+            .nth(1)
+            .expect("a signature")
+            .to_owned();
+        (body["id"].as_str().expect("an id").to_owned(), signature)
+    }
+
+    fn on_trigger(&self, function: &str, id: &str) -> ApiRequest {
+        event_with(
+            function,
+            &[(FIXTURE_FLOW, &self.slug), (FIXTURE_TRIGGER, id)],
+        )
+    }
+}
+
+#[tokio::test]
+async fn flow_callback_create_makes_the_fixture_trigger_with_its_full_url() {
+    let world = world().await;
+    let request = event_with("flow-callback-create", &[(FIXTURE_FLOW, &world.slug)]);
+    let (status, body, response) = answer(flow_callback_create::handle(&world.app, request).await);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["format"], "xml");
+    assert_eq!(body["flow"], world.slug.as_str());
+    assert!(!body["url"].as_str().unwrap().ends_with("****"));
+    assert!(response.headers.contains_key("etag"));
+}
+
+#[tokio::test]
+async fn flow_callback_list_and_get_mask_the_signature() {
+    let world = world().await;
+    let (id, _) = world.trigger().await;
+    let request = event_with("flow-callback-list", &[(FIXTURE_FLOW, &world.slug)]);
+    let (status, body, _) = answer(flow_callback_list::handle(&world.app, request).await);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["callbacks"][0]["id"], id.as_str());
+    assert!(
+        body["callbacks"][0]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("?signature=****")
+    );
+    let (status, body, _) = answer(
+        flow_callback_get::handle(&world.app, world.on_trigger("flow-callback-get", &id)).await,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["url"].as_str().unwrap().ends_with("?signature=****"));
+    // The fixture as it stands names a trigger no organization has.
+    let (status, _, _) =
+        answer(flow_callback_get::handle(&world.app, event("flow-callback-get")).await);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn flow_callback_update_rotates_the_signature() {
+    let world = world().await;
+    let (id, old) = world.trigger().await;
+    let (status, body, _) = answer(
+        flow_callback_update::handle(&world.app, world.on_trigger("flow-callback-update", &id))
+            .await,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new = body["url"]
+        .as_str()
+        .unwrap()
+        .split("signature=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert_ne!(new, old);
+    let request = event_with(
+        "hook-trigger",
+        &[(FIXTURE_TRIGGER, &id), (FIXTURE_SIGNATURE, &old)],
+    );
+    let (status, _, _) = answer(hook_trigger::handle(&world.app, request).await);
+    assert_eq!(status, StatusCode::NOT_FOUND, "the old URL is dead");
+}
+
+#[tokio::test]
+async fn flow_callback_delete_kills_the_url() {
+    let world = world().await;
+    let (id, signature) = world.trigger().await;
+    let (status, body, _) = answer(
+        flow_callback_delete::handle(&world.app, world.on_trigger("flow-callback-delete", &id))
+            .await,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let request = event_with(
+        "hook-trigger",
+        &[(FIXTURE_TRIGGER, &id), (FIXTURE_SIGNATURE, &signature)],
+    );
+    let (status, _, _) = answer(hook_trigger::handle(&world.app, request).await);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn hook_trigger_schedules_the_fixture_callback_and_answers_in_xml() {
+    let world = world().await;
+    let (id, signature) = world.trigger().await;
+    let request = event_with(
+        "hook-trigger",
+        &[(FIXTURE_TRIGGER, &id), (FIXTURE_SIGNATURE, &signature)],
+    );
+    assert!(request.caller.is_none(), "a trigger URL carries no API key");
+    let response = render(hook_trigger::handle(&world.app, request).await);
+    assert_eq!(response.status, StatusCode::CREATED);
+    assert!(
+        response.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/xml")
+    );
+    let text = std::str::from_utf8(&response.body).unwrap();
+    assert!(text.contains("<status>scheduled</status>"), "{text}");
+    assert!(text.contains(&format!("<flow>{}</flow>", world.slug)));
+    assert_eq!(world.pending_schedules(), 1);
+    // As Lambda returns it: the XML text, unchanged.
+    let lambda = lambda_response(response);
+    assert_eq!(lambda.status(), 201);
 }

@@ -20,14 +20,14 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
             let trigger = flow_callbacks::create(app, caller, flow, body.clone()).await?;
             let resource_id = trigger.id.clone();
             Ok(Created {
-                response: ApiResponse::resource(StatusCode::CREATED, &trigger),
+                response: trigger.response(StatusCode::CREATED),
                 resource_id,
             })
         },
         // A replay shows the URL masked: the signature was shown once, to the first answer.
         move |id: String| async move {
             let trigger = flow_callbacks::get(app, caller, flow, &id).await?;
-            Ok(ApiResponse::resource(StatusCode::CREATED, &trigger))
+            Ok(trigger.response(StatusCode::CREATED))
         },
     )
     .await

@@ -14,5 +14,5 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
         request.path_param("callback"),
     )
     .await?;
-    Ok(ApiResponse::resource(StatusCode::OK, &trigger))
+    Ok(trigger.response(StatusCode::OK))
 }

@@ -11,5 +11,5 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let (flow, id) = (request.path_param("flow"), request.path_param("callback"));
     let trigger =
         flow_callbacks::update(app, caller, flow, id, body, request.header("if-match")).await?;
-    Ok(ApiResponse::resource(StatusCode::OK, &trigger))
+    Ok(trigger.response(StatusCode::OK))
 }

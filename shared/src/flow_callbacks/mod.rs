@@ -98,6 +98,29 @@ impl FlowCallbackView {
     }
 }
 
+impl FlowCallbackView {
+    /// The view as every answer but the create's (and a rotation's) shows it.
+    fn masked(&self) -> Self {
+        let base = self.url.split("?signature=").next().unwrap_or_default();
+        Self {
+            url: format!("{base}?signature={MASKED}"),
+            ..self.clone()
+        }
+    }
+
+    /// The `ETag` of the trigger: of its masked view, so the create's answer (full URL) and a
+    /// later read agree, and `If-Match` takes either.
+    pub fn etag(&self) -> String {
+        etag_of(&self.masked())
+    }
+
+    /// The answer for this trigger, with its [`etag`](Self::etag).
+    pub fn response(&self, status: http::StatusCode) -> crate::http::ApiResponse {
+        crate::http::ApiResponse::resource(status, self)
+            .with_header(http::header::ETAG, &self.etag())
+    }
+}
+
 pub fn signature_hash(signature: &str) -> String {
     Sha256::digest(signature.as_bytes())
         .iter()
