@@ -145,7 +145,14 @@ impl FieldReader {
     /// A whole number within `range`.
     pub fn integer(&mut self, name: &str, range: std::ops::RangeInclusive<i64>) -> Field<i64> {
         self.read(name, |value| {
-            value.as_i64().filter(|n| range.contains(n)).ok_or_else(|| {
+            // JSON has one number type: 3.0 is the whole number 3.
+            let whole = value.as_i64().or_else(|| {
+                value
+                    .as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            });
+            whole.filter(|n| range.contains(n)).ok_or_else(|| {
                 format!(
                     "must be a whole number from {} to {}",
                     range.start(),

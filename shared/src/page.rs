@@ -144,6 +144,33 @@ impl PageTokens {
     }
 }
 
+/// Lambda answers at most 6 MB: a list page ends early once its items pass this (flows carry
+/// up to 200 KiB of YAML, twice), and its token continues after the last item it kept.
+pub const MAX_PAGE_BYTES: usize = 5 * 1024 * 1024;
+
+/// Keeps `(position, item)`s in order while their JSON stays within `max_bytes` (always at
+/// least one). Answers the kept items and, when some were cut, the position of the last kept.
+pub fn within_budget<T: Serialize>(
+    items: Vec<(String, T)>,
+    max_bytes: usize,
+) -> (Vec<T>, Option<String>) {
+    let total = items.len();
+    let mut kept = Vec::with_capacity(total);
+    let mut used = 0;
+    let mut last_position = None;
+    for (position, item) in items {
+        let size = serde_json::to_vec(&item).map_or(0, |bytes| bytes.len());
+        if !kept.is_empty() && used + size > max_bytes {
+            break;
+        }
+        used += size;
+        kept.push(item);
+        last_position = Some(position);
+    }
+    let cut = (kept.len() < total).then_some(last_position).flatten();
+    (kept, cut)
+}
+
 /// One page of a list.
 #[derive(Debug)]
 pub struct Page<T> {
@@ -157,6 +184,22 @@ mod tests {
 
     fn scope(org: &str, status: Option<&str>) -> PageScope {
         PageScope::new("flows", org).filter("status", status)
+    }
+
+    #[test]
+    fn a_page_ends_early_at_its_byte_budget() {
+        let items: Vec<(String, String)> =
+            (0..5).map(|i| (format!("p{i}"), "x".repeat(98))).collect();
+        let (kept, cut) = within_budget(items.clone(), 250);
+        assert_eq!((kept.len(), cut.as_deref()), (2, Some("p1")));
+        let (kept, cut) = within_budget(items.clone(), 10_000);
+        assert_eq!((kept.len(), cut), (5, None));
+        let (kept, cut) = within_budget(items, 1);
+        assert_eq!(
+            (kept.len(), cut.as_deref()),
+            (1, Some("p0")),
+            "never an empty page"
+        );
     }
 
     #[test]

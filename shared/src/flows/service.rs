@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult, FieldProblem};
 use crate::fields::{Field, FieldReader};
 use crate::http::{check_if_match, etag_of};
 use crate::ids;
-use crate::page::{PageScope, PageTokens};
+use crate::page::{MAX_PAGE_BYTES, PageScope, PageTokens, within_budget};
 
 /// `{flow}` in a path: a slug (the flow) or a numeric id (one version).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -397,6 +397,14 @@ pub async fn create_version(
         .map(|v| v as u32);
     fields.finish()?;
     let organization_id = &caller.organization_id;
+    // A draft already there is the common refusal: answer it before taking a flow id.
+    let (before, _) = resolve(app, organization_id, reference, None).await?;
+    if let Some(draft) = before.value.draft() {
+        return Err(ApiError::conflict(format!(
+            "Version {} is already a draft; publish or archive it first",
+            draft.version
+        )));
+    }
     let id = store::next_flow_id(app.store.as_ref()).await?;
     optimistic(move || async move {
         let (before, current) = resolve(app, organization_id, reference, None).await?;
@@ -613,16 +621,17 @@ pub async fn list_flows(app: &App, caller: &Caller, request: ListFlows<'_>) -> A
     )
     .await?;
     let total_records = store::count(table, &caller.organization_id, &request.filters).await?;
+    let views = page
+        .flows
+        .into_iter()
+        .map(|(position, head, version)| (position, FlowView::new(&head, version)));
+    let (flows, cut) = within_budget(views.collect(), MAX_PAGE_BYTES);
     Ok(FlowList {
-        flows: page
-            .flows
-            .into_iter()
-            .map(|(head, version)| FlowView::new(&head, version))
-            .collect(),
+        flows,
         page_size: request.page_size,
         total_records,
-        next_page_token: page
-            .next
+        next_page_token: cut
+            .or(page.next)
             .map(|position| tokens.issue(&scope, &position, now)),
     })
 }
@@ -657,11 +666,14 @@ pub async fn list_versions(
         page_size as usize,
     )
     .await?;
+    let views = versions
+        .into_iter()
+        .map(|(position, version)| (position, FlowView::new(&head.value, version)));
+    let (flow_versions, cut) = within_budget(views.collect(), MAX_PAGE_BYTES);
     Ok(FlowVersionList {
-        flow_versions: versions
-            .into_iter()
-            .map(|version| FlowView::new(&head.value, version))
-            .collect(),
-        next_page_token: next.map(|position| app.page_tokens.issue(&scope, &position, now)),
+        flow_versions,
+        next_page_token: cut
+            .or(next)
+            .map(|position| app.page_tokens.issue(&scope, &position, now)),
     })
 }

@@ -279,7 +279,8 @@ pub async fn commit(
 
 /// One page of a flow list: the heads and current versions, and the position after it.
 pub struct FlowPage {
-    pub flows: Vec<(FlowHead, FlowVersion)>,
+    /// Each flow with its position in the list (what a page token continues after).
+    pub flows: Vec<(String, FlowHead, FlowVersion)>,
     pub next: Option<String>,
 }
 
@@ -300,6 +301,7 @@ pub async fn list_page(
     let mut entries = table.query(&query).await?;
     let next = (entries.len() > limit).then(|| entries[limit - 1].key.sk.clone());
     entries.truncate(limit);
+    let positions: Vec<String> = entries.iter().map(|item| item.key.sk.clone()).collect();
     let entries: Vec<ListEntry> = entries
         .iter()
         .map(|item| item.decode())
@@ -311,10 +313,10 @@ pub async fn list_page(
     }
     let items = table.get_many(&keys).await?;
     let mut flows = Vec::with_capacity(entries.len());
-    for pair in items.chunks(2) {
+    for (pair, position) in items.chunks(2).zip(positions) {
         // An entry whose flow changed between the two reads is skipped rather than shown stale.
         if let [Some(head), Some(version)] = pair {
-            flows.push((head.decode()?, version.decode()?));
+            flows.push((position, head.decode()?, version.decode()?));
         }
     }
     Ok(FlowPage { flows, next })
@@ -336,7 +338,7 @@ pub async fn versions_page(
     slug: &str,
     after: Option<String>,
     limit: usize,
-) -> Result<(Vec<FlowVersion>, Option<String>), StoreError> {
+) -> Result<(Vec<(String, FlowVersion)>, Option<String>), StoreError> {
     let query = Query {
         pk: flow_pk(organization_id, slug),
         range: SortRange::Prefix("V#".to_owned()),
@@ -349,7 +351,7 @@ pub async fn versions_page(
     items.truncate(limit);
     let versions = items
         .iter()
-        .map(|item| item.decode())
+        .map(|item| item.decode().map(|version| (item.key.sk.clone(), version)))
         .collect::<Result<_, _>>()?;
     Ok((versions, next))
 }
