@@ -1,5 +1,6 @@
 //! HTTP for the local server: match the route (404/405 in the error shape), read the body
 //! (413 past the limit), authenticate as the authorizer would, and call the route's handler.
+//! `GET /openapi.yaml` answers the API contract, without a key.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,7 +12,10 @@ use flowline_core::error::ErrorCode;
 use flowline_core::http::{MAX_BODY_BYTES, render};
 use flowline_core::routes::{Access, RouteMatch, match_route};
 use flowline_core::{ApiError, ApiRequest, ApiResponse, App};
-use http::header;
+use http::{Method, header};
+
+/// The API contract, served by the local server as a convenience (it is no API route).
+const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
 
 /// Serves `app` on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -28,6 +32,9 @@ pub async fn serve(
 async fn handle(State(app): State<Arc<App>>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
+    if parts.method == Method::GET && path == "/openapi.yaml" {
+        return ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML).into_response();
+    }
     let answer = match match_route(&parts.method, &path) {
         RouteMatch::NotFound => ApiResponse::error(&ApiError::new(
             ErrorCode::NotFound,

@@ -1,0 +1,209 @@
+//! `openapi.yaml`, the API contract: it describes exactly the router's routes, every error it
+//! declares has the one error shape, and the local server serves it.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Backend, TestServer};
+use flowline_core::routes::{Access, ROUTES};
+use reqwest::Method;
+use serde_json::Value;
+
+const DOCUMENT: &str = include_str!("../openapi.yaml");
+const ERROR_SCHEMA: &str = "#/components/schemas/Error";
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "patch", "options", "head", "trace",
+];
+
+fn document() -> Value {
+    serde_yaml_ng::from_str(DOCUMENT).expect("openapi.yaml parses")
+}
+
+/// The object a local `$ref` (`#/components/...`) points at.
+fn resolve<'a>(document: &'a Value, reference: &str) -> &'a Value {
+    let pointer = reference
+        .strip_prefix('#')
+        .unwrap_or_else(|| panic!("{reference} is not a local reference"));
+    document
+        .pointer(pointer)
+        .unwrap_or_else(|| panic!("{reference} points at nothing"))
+}
+
+/// `value`, or what it refers to when it is a `$ref`.
+fn dereference<'a>(document: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(reference) => resolve(document, reference),
+        None => value,
+    }
+}
+
+/// Every operation: (METHOD, path, operation, the path item's own parameters).
+fn operations(document: &Value) -> Vec<(String, String, &Value, &Value)> {
+    let paths = document["paths"].as_object().expect("paths");
+    let mut found = Vec::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            if METHODS.contains(&method.as_str()) {
+                found.push((
+                    method.to_ascii_uppercase(),
+                    path.clone(),
+                    operation,
+                    &item["parameters"],
+                ));
+            }
+        }
+    }
+    found
+}
+
+fn is_open(operation: &Value) -> bool {
+    operation
+        .get("security")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+}
+
+#[test]
+fn the_document_describes_exactly_the_routes_of_the_router() {
+    let document = document();
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "an OpenAPI 3.1 document"
+    );
+    let described: BTreeSet<(String, String)> = operations(&document)
+        .into_iter()
+        .map(|(method, path, _, _)| (method, path))
+        .collect();
+    let routed: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|route| (route.method.to_string(), route.path.to_owned()))
+        .collect();
+    let undocumented: Vec<_> = routed.difference(&described).collect();
+    let unrouted: Vec<_> = described.difference(&routed).collect();
+    assert!(
+        undocumented.is_empty() && unrouted.is_empty(),
+        "routes missing from openapi.yaml: {undocumented:?}; operations the router does not have: {unrouted:?}"
+    );
+}
+
+#[test]
+fn open_routes_and_only_they_go_without_an_api_key() {
+    let document = document();
+    let bearer = &document["components"]["securitySchemes"]["apiKey"];
+    assert_eq!(bearer["type"], "http");
+    assert_eq!(bearer["scheme"], "bearer");
+    assert_eq!(document["security"], serde_json::json!([{ "apiKey": [] }]));
+    for (method, path, operation, _) in operations(&document) {
+        let route = ROUTES
+            .iter()
+            .find(|route| route.method.as_str() == method && route.path == path);
+        if let Some(route) = route {
+            assert_eq!(
+                is_open(operation),
+                route.access == Access::Open,
+                "{method} {path}: `security: []` exactly when the route needs no API key"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_keyed_operation_declares_401_and_every_write_403() {
+    let document = document();
+    for (method, path, operation, _) in operations(&document) {
+        let responses = &operation["responses"];
+        if is_open(operation) {
+            assert!(
+                responses.get("401").is_none(),
+                "{method} {path} takes no key, so it never answers 401"
+            );
+            continue;
+        }
+        assert!(
+            responses.get("401").is_some(),
+            "{method} {path} declares no 401"
+        );
+        assert_eq!(
+            responses.get("403").is_some(),
+            method != "GET",
+            "{method} {path}: public keys get 403 on writes, and only there"
+        );
+    }
+}
+
+#[test]
+fn every_error_response_has_the_error_shape() {
+    let document = document();
+    let error = resolve(&document, ERROR_SCHEMA);
+    assert_eq!(error["required"], serde_json::json!(["error", "code"]));
+    for (method, path, operation, _) in operations(&document) {
+        let responses = operation["responses"].as_object().expect("responses");
+        assert!(
+            responses.keys().any(|status| status.starts_with('2')),
+            "{method} {path} declares no success"
+        );
+        for (status, response) in responses {
+            let response = dereference(&document, response);
+            let json = &response["content"]["application/json"]["schema"];
+            if status.starts_with('4') || status.starts_with('5') {
+                assert_eq!(
+                    json["$ref"], ERROR_SCHEMA,
+                    "{method} {path} {status}: an error answers the Error schema"
+                );
+            } else {
+                assert!(
+                    json.is_object(),
+                    "{method} {path} {status}: a success answers a JSON schema"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn path_parameters_are_declared_and_every_reference_resolves() {
+    let document = document();
+    for (method, path, operation, shared) in operations(&document) {
+        let mut declared = BTreeSet::new();
+        for list in [shared, &operation["parameters"]] {
+            for parameter in list.as_array().into_iter().flatten() {
+                let parameter = dereference(&document, parameter);
+                if parameter["in"] == "path" {
+                    assert_eq!(parameter["required"], true, "{method} {path}");
+                    declared.insert(parameter["name"].as_str().expect("name").to_owned());
+                }
+            }
+        }
+        let templated: BTreeSet<String> = path
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(declared, templated, "{method} {path}: path parameters");
+    }
+    fn walk(document: &Value, value: &Value) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    resolve(document, reference);
+                }
+                map.values().for_each(|v| walk(document, v));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(document, v)),
+            _ => {}
+        }
+    }
+    walk(&document, &document);
+}
+
+#[tokio::test]
+async fn the_local_server_serves_the_document_without_a_key() {
+    let server = TestServer::start(Backend::Memory).await;
+    let answer = server.anonymous(Method::GET, "/openapi.yaml").send().await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.header("content-type"), Some("application/yaml"));
+    assert_eq!(answer.text, DOCUMENT);
+}
