@@ -14,7 +14,38 @@ use common::{Backend, Org, TestServer};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+async fn replaying_the_key_of_a_deleted_endpoint_says_it_was_deleted(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let body = json!({"url": "https://93.184.216.34/hook", "events": ["callback.dispatch"]});
+    let send = || {
+        org.call(Method::POST, "/v1/webhooks")
+            .header("idempotency-key", "setup-1")
+            .json(&body)
+            .send()
+    };
+    let id = send().await.expect(201)["id"].as_str().unwrap().to_owned();
+    org.delete(&format!("/v1/webhooks/{id}")).await.expect(200);
+    let replay = send().await;
+    replay.expect_error(404, "NOT_FOUND");
+    assert!(
+        replay.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("deleted since")
+    );
+    let listed = org.get("/v1/webhooks").await;
+    assert!(
+        listed.expect(200)["webhooks"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "nothing was created again"
+    );
+}
+
 on_every_store!(
+    replaying_the_key_of_a_deleted_endpoint_says_it_was_deleted,
     create_answers_the_endpoint_with_its_secret,
     get_and_list_never_show_the_secret,
     the_secret_verifies_a_real_delivery,

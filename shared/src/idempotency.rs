@@ -119,7 +119,13 @@ where
             resource_id,
             status,
         } => {
-            let mut response = replay(resource_id).await?;
+            let mut response = replay(resource_id).await.map_err(|err| match err.code {
+                ErrorCode::NotFound => ApiError::new(
+                    ErrorCode::NotFound,
+                    "The resource created with this Idempotency-Key has been deleted since",
+                ),
+                _ => err,
+            })?;
             response.status = status;
             return Ok(response.with_header(http::HeaderName::from_static(REPLAYED_HEADER), "true"));
         }
