@@ -17,9 +17,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Callback, CallbackStatus, StoredCallback};
-use crate::flows::store::Loaded;
 use crate::scheduler::DispatchJob;
-use crate::store::{Entries, Expect, Key, Query, SortRange, StoreError, Table, Write, reindex};
+use crate::store::{
+    Entries, Expect, Key, Loaded, Query, SortRange, StoreError, Table, Write, reindex, split_page,
+};
 
 pub const DUE_SHARDS: u32 = 8;
 /// The sweeper takes over a scheduled callback this late (SPEC §4: "more than 2 minutes").
@@ -121,13 +122,7 @@ pub async fn load(
     organization_id: &str,
     id: &str,
 ) -> Result<Option<Loaded<StoredCallback>>, StoreError> {
-    match table.get(&item_key(organization_id, id)).await? {
-        Some(item) => Ok(Some(Loaded {
-            value: item.decode()?,
-            rev: item.rev,
-        })),
-        None => Ok(None),
-    }
+    crate::store::load(table, &item_key(organization_id, id)).await
 }
 
 /// Writes `after` (new, or replacing `before` only if unchanged since read) with its entries,
@@ -175,9 +170,7 @@ pub async fn list_page(
         descending: true,
         limit: limit + 1,
     };
-    let mut entries = table.query(&query).await?;
-    let next = (entries.len() > limit).then(|| entries[limit - 1].key.sk.clone());
-    entries.truncate(limit);
+    let (entries, next) = split_page(table.query(&query).await?, limit);
     let keys: Vec<Key> = entries
         .iter()
         .map(|entry| item_key(organization_id, &entry.key.sk))

@@ -353,9 +353,7 @@ pub async fn list(
         descending: true,
         limit: limit + 1,
     };
-    let mut entries = app.store.query(&query).await?;
-    let next = (entries.len() > limit).then(|| entries[limit - 1].key.sk.clone());
-    entries.truncate(limit);
+    let (entries, next) = crate::store::split_page(app.store.query(&query).await?, limit);
     let keys: Vec<Key> = entries
         .iter()
         .filter_map(|e| e.key.sk.strip_prefix("FCB#"))

@@ -325,6 +325,14 @@ fn apply_fields(version: &mut FlowVersion, fields: FlowFields, now_ms: i64) {
     }
 }
 
+/// `version`, archived now by `caller`.
+fn archived(mut version: FlowVersion, now: jiff::Timestamp, caller: &Caller) -> FlowVersion {
+    version.status = FlowStatus::Archived;
+    version.modified_at = now;
+    version.modified_by = caller.key_name.clone();
+    version
+}
+
 /// `DELETE /v1/flows/{flow}`: a slug archives every version, an id that version.
 pub async fn archive_flow(app: &App, caller: &Caller, reference: &FlowRef) -> ApiResult<String> {
     let organization_id = &caller.organization_id;
@@ -359,10 +367,7 @@ pub async fn archive_flow(app: &App, caller: &Caller, reference: &FlowRef) -> Ap
                     .await?
                     .ok_or(Failure::Raced)?
             };
-            let mut version = loaded.value;
-            version.status = FlowStatus::Archived;
-            version.modified_at = now;
-            version.modified_by = caller.key_name.clone();
+            let version = archived(loaded.value, now, caller);
             head.record(&version);
             changed.push((version, Some(loaded.rev)));
         }
@@ -528,10 +533,7 @@ pub async fn publish(
             let previous = store::load_version(table, organization_id, &slug, active.version)
                 .await?
                 .ok_or(Failure::Raced)?;
-            let mut archived = previous.value;
-            archived.status = FlowStatus::Archived;
-            archived.modified_at = now;
-            archived.modified_by = caller.key_name.clone();
+            let archived = archived(previous.value, now, caller);
             head.record(&archived);
             changed.push((archived, Some(previous.rev)));
         }

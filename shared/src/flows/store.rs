@@ -19,17 +19,11 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::model::{ChannelType, FlowHead, FlowStatus, FlowType, FlowVersion, Listing, serde_name};
-use crate::store::{Expect, Key, Query, SortRange, StoreError, Table, Write};
+pub use crate::store::Loaded;
+use crate::store::{Expect, Key, Query, SortRange, StoreError, Table, Write, load, split_page};
 
 /// Numeric flow ids stay exactly representable in JSON numbers (SPEC §1).
 pub const MAX_FLOW_ID: u64 = (1 << 53) - 1;
-
-/// A record with the revision it was read at.
-#[derive(Debug, Clone)]
-pub struct Loaded<T> {
-    pub value: T,
-    pub rev: u64,
-}
 
 fn flow_pk(organization_id: &str, slug: &str) -> String {
     format!("ORG#{organization_id}#FLOW#{slug}")
@@ -134,13 +128,7 @@ pub async fn load_head(
     organization_id: &str,
     slug: &str,
 ) -> Result<Option<Loaded<FlowHead>>, StoreError> {
-    match table.get(&head_key(organization_id, slug)).await? {
-        Some(item) => Ok(Some(Loaded {
-            value: item.decode()?,
-            rev: item.rev,
-        })),
-        None => Ok(None),
-    }
+    load(table, &head_key(organization_id, slug)).await
 }
 
 pub async fn load_version(
@@ -149,16 +137,7 @@ pub async fn load_version(
     slug: &str,
     version: u32,
 ) -> Result<Option<Loaded<FlowVersion>>, StoreError> {
-    match table
-        .get(&version_key(organization_id, slug, version))
-        .await?
-    {
-        Some(item) => Ok(Some(Loaded {
-            value: item.decode()?,
-            rev: item.rev,
-        })),
-        None => Ok(None),
-    }
+    load(table, &version_key(organization_id, slug, version)).await
 }
 
 /// The slug and version of a numeric id, if it is this organization's.
@@ -298,9 +277,7 @@ pub async fn list_page(
         descending: true,
         limit: limit + 1,
     };
-    let mut entries = table.query(&query).await?;
-    let next = (entries.len() > limit).then(|| entries[limit - 1].key.sk.clone());
-    entries.truncate(limit);
+    let (entries, next) = split_page(table.query(&query).await?, limit);
     let positions: Vec<String> = entries.iter().map(|item| item.key.sk.clone()).collect();
     let entries: Vec<ListEntry> = entries
         .iter()
@@ -346,9 +323,7 @@ pub async fn versions_page(
         descending: true,
         limit: limit + 1,
     };
-    let mut items = table.query(&query).await?;
-    let next = (items.len() > limit).then(|| items[limit - 1].key.sk.clone());
-    items.truncate(limit);
+    let (items, next) = split_page(table.query(&query).await?, limit);
     let versions = items
         .iter()
         .map(|item| item.decode().map(|version| (item.key.sk.clone(), version)))

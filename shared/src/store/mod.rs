@@ -170,6 +170,35 @@ pub trait Table: Send + Sync {
     async fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError>;
 }
 
+/// A record with the revision it was read at (what a conditional write expects).
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    pub value: T,
+    pub rev: u64,
+}
+
+/// Reads the record at `key`, if any.
+pub async fn load<T: DeserializeOwned>(
+    table: &dyn Table,
+    key: &Key,
+) -> Result<Option<Loaded<T>>, StoreError> {
+    match table.get(key).await? {
+        Some(item) => Ok(Some(Loaded {
+            value: item.decode()?,
+            rev: item.rev,
+        })),
+        None => Ok(None),
+    }
+}
+
+/// A list query reads one item more than a page: if it came, the page ends at the `limit`-th
+/// item, whose sort key is where the next page starts.
+pub fn split_page(mut items: Vec<Item>, limit: usize) -> (Vec<Item>, Option<String>) {
+    let next = (items.len() > limit).then(|| items[limit - 1].key.sk.clone());
+    items.truncate(limit);
+    (items, next)
+}
+
 /// Checks what both implementations refuse before touching anything.
 fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
     if writes.len() > MAX_WRITES_PER_TRANSACTION {

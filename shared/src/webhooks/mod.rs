@@ -373,9 +373,7 @@ pub async fn list(
         descending: true,
         limit: limit + 1,
     };
-    let mut items = app.store.query(&query).await?;
-    let next = (items.len() > limit).then(|| items[limit - 1].key.sk.clone());
-    items.truncate(limit);
+    let (items, next) = crate::store::split_page(app.store.query(&query).await?, limit);
     let endpoints = items
         .iter()
         .map(|item| {
