@@ -52,24 +52,31 @@ pub trait WebhookSender: Send + Sync {
 }
 
 pub struct HttpSender {
-    client: reqwest::Client,
+    /// Built on the first delivery: most functions never deliver, and loading TLS roots is
+    /// start-up time they should not pay.
+    client: std::sync::OnceLock<reqwest::Client>,
     allow_private: bool,
 }
 
 impl HttpSender {
     pub fn new(allow_private: bool) -> Self {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("Flowline-Webhooks/", env!("CARGO_PKG_VERSION")));
-        if !allow_private {
-            builder = builder.dns_resolver(std::sync::Arc::new(PublicOnlyResolver));
-        }
-        let client = builder.build().expect("the webhook HTTP client builds");
         Self {
-            client,
+            client: std::sync::OnceLock::new(),
             allow_private,
         }
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        self.client.get_or_init(|| {
+            let mut builder = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .user_agent(concat!("Flowline-Webhooks/", env!("CARGO_PKG_VERSION")));
+            if !self.allow_private {
+                builder = builder.dns_resolver(std::sync::Arc::new(PublicOnlyResolver));
+            }
+            builder.build().expect("the webhook HTTP client builds")
+        })
     }
 }
 
@@ -95,7 +102,7 @@ impl WebhookSender for HttpSender {
             return Attempt::Failed("refused target: non-public address".to_owned());
         }
         let mut request = self
-            .client
+            .client()
             .post(parsed)
             .timeout(timeout)
             .header("content-type", "application/json")
