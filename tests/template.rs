@@ -159,13 +159,20 @@ fn every_function_crate_is_one_function_of_the_template() {
 }
 
 #[test]
-fn every_function_is_named_after_its_crate() {
+fn every_function_is_named_after_its_crate_and_built_in_it() {
     let template = template();
     for (binary, resources) in functions(&template) {
         for (id, resource) in resources {
             assert_eq!(
                 resource["Properties"]["FunctionName"],
                 json!({"Fn::Sub": format!("flowline-${{Stage}}-{binary}")}),
+                "{id}"
+            );
+            // `sam build` runs `cargo lambda build --bin <binary>` in CodeUri: only the crate's
+            // own folder has that binary.
+            assert_eq!(
+                resource["Properties"]["CodeUri"],
+                format!("../functions/{binary}"),
                 "{id}"
             );
         }
