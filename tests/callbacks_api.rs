@@ -316,7 +316,11 @@ async fn rescheduling_moves_the_delivery(backend: Backend) {
             .send()
             .await
             .unwrap();
-        let expected = format!("at({})", &later[..19]);
+        // Rounded up to the second: `at()` has whole seconds, and a schedule is never early.
+        let at: Timestamp = later.parse().unwrap();
+        let whole =
+            Timestamp::from_second(at.as_second() + i64::from(at.subsec_nanosecond() > 0)).unwrap();
+        let expected = format!("at({})", &format_timestamp(whole)[..19]);
         assert_eq!(found.schedule_expression(), Some(expected.as_str()));
     }
     // The old time passes without a delivery…
@@ -1089,7 +1093,67 @@ async fn write_routes_refuse_unknown_query_parameters(backend: Backend) {
     );
 }
 
+async fn an_idempotent_replay_after_the_scheduled_time_answers_the_callback(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let flow = published_flow(&org).await;
+    let body = json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(1.0)});
+    let send = || {
+        org.call(Method::POST, "/v1/callbacks")
+            .header("idempotency-key", "late-retry")
+            .json(&body)
+            .send()
+    };
+    let first = send().await.expect(201).clone();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = send().await;
+    assert_eq!(
+        again.expect(201)["id"],
+        first["id"],
+        "the retry is the first request, not a new one in the past"
+    );
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+}
+
+async fn objects_must_fit_what_the_store_can_keep(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let flow = published_flow(&org).await;
+    let mut deep = json!(1);
+    for _ in 0..20 {
+        deep = json!({"a": deep});
+    }
+    for metadata in [deep, json!({"huge": 1e300})] {
+        let answer = org
+            .post(
+                "/v1/callbacks",
+                json!({"flow": flow, "to_number": "+15557654321", "metadata": metadata}),
+            )
+            .await;
+        answer.expect_error(400, "VALIDATION_ERROR");
+        assert_eq!(answer.detail_fields(), ["metadata"]);
+    }
+}
+
+async fn list_filters_must_be_values_a_callback_can_have(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let long = "s".repeat(3000);
+    org.get(&format!("/v1/callbacks?source_session_id={long}"))
+        .await
+        .expect_error(400, "VALIDATION_ERROR");
+    org.get(&format!("/v1/callbacks?flow={long}"))
+        .await
+        .expect_error(400, "VALIDATION_ERROR");
+    org.get("/v1/callbacks?flow=not-a-slug")
+        .await
+        .expect_error(400, "VALIDATION_ERROR");
+}
+
 on_every_store!(
+    an_idempotent_replay_after_the_scheduled_time_answers_the_callback,
+    objects_must_fit_what_the_store_can_keep,
+    list_filters_must_be_values_a_callback_can_have,
     write_routes_refuse_unknown_query_parameters,
     scheduled_callback_is_delivered_on_time_signed_and_records_the_session,
     a_callback_has_exactly_the_specified_fields_with_nulls_for_absent_values,

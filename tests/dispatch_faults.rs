@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 struct FlakyTable {
     inner: Arc<dyn Table>,
     fail_next: Mutex<Option<&'static str>>,
+    fail_next_query: Mutex<bool>,
 }
 
 impl FlakyTable {
@@ -46,6 +47,9 @@ impl Table for FlakyTable {
         self.inner.get_many(keys).await
     }
     async fn query(&self, query: &Query) -> Result<Vec<Item>, StoreError> {
+        if std::mem::take(&mut *self.fail_next_query.lock().unwrap()) {
+            return Err(StoreError::Unavailable("injected fault".to_owned()));
+        }
         self.inner.query(query).await
     }
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
@@ -108,6 +112,7 @@ async fn rig(backend: Backend) -> Rig {
     let table = Arc::new(FlakyTable {
         inner: main,
         fail_next: Mutex::new(None),
+        fail_next_query: Mutex::new(false),
     });
     let scheduler = Arc::new(FakeScheduler::default());
     let clock = Arc::new(ManualClock::new(Timestamp::now()));
@@ -365,7 +370,44 @@ async fn a_job_for_a_missing_or_foreign_callback_is_a_no_op(backend: Backend) {
     assert_eq!(status_of(&owner, &id).await["status"], "scheduled");
 }
 
+async fn a_store_failure_before_delivery_hands_the_callback_back_at_once(backend: Backend) {
+    let rig = rig(backend).await;
+    let org = rig.server.org().await;
+    let receiver = Receiver::start().await;
+    org.post(
+        "/v1/webhooks",
+        json!({"url": receiver.url, "events": ["callback.dispatch"]}),
+    )
+    .await
+    .expect(201);
+    let flow = published_flow(&org).await;
+    let at = minutes_later(&rig.clock, 10);
+    let callback = org
+        .post(
+            "/v1/callbacks",
+            json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": at}),
+        )
+        .await;
+    let id = callback.expect(201)["id"].as_str().unwrap().to_owned();
+    // Reading the endpoints fails: the route answers 503 and the callback is not left leased.
+    *rig.table.fail_next_query.lock().unwrap() = true;
+    org.post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
+        .await
+        .expect_error(503, "UPSTREAM_UNAVAILABLE");
+    assert!(receiver.deliveries().is_empty());
+    assert_eq!(status_of(&org, &id).await["status"], "scheduled");
+    let retried = org
+        .post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
+        .await;
+    assert_eq!(
+        retried.expect(200)["status"],
+        "dispatched",
+        "the retry need not wait out a lease"
+    );
+}
+
 on_every_store!(
+    a_store_failure_before_delivery_hands_the_callback_back_at_once,
     a_scheduler_failure_on_create_leaves_no_scheduled_callback,
     a_store_failure_after_delivery_leaves_a_callback_the_sweeper_completes,
     a_store_failure_taking_the_callback_delivers_nothing_and_the_retry_succeeds,

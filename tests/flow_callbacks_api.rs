@@ -713,7 +713,25 @@ async fn the_create_answers_etag_is_the_triggers_etag(backend: Backend) {
     stale.expect_error(412, "PRECONDITION_FAILED");
 }
 
+async fn an_idempotency_key_is_scoped_to_the_flow(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let first_flow = published_flow(&org).await;
+    let second_flow = published_flow(&org).await;
+    let create = |flow: String| {
+        org.call(Method::POST, &format!("/v1/flows/{flow}/callbacks"))
+            .header("idempotency-key", "setup")
+            .json(&json!({}))
+            .send()
+    };
+    let first = create(first_flow.clone()).await.expect(201).clone();
+    let second = create(second_flow.clone()).await.expect(201).clone();
+    assert_ne!(first["id"], second["id"]);
+    assert_eq!(second["flow"], second_flow);
+}
+
 on_every_store!(
+    an_idempotency_key_is_scoped_to_the_flow,
     the_create_answers_etag_is_the_triggers_etag,
     a_new_trigger_shows_its_full_url_once,
     a_json_trigger_schedules_a_callback_that_is_dispatched_like_any_other,

@@ -95,6 +95,26 @@ impl Fixture {
 }
 
 #[tokio::test]
+async fn a_schedule_for_almost_now_fires_a_few_seconds_after_it_is_made() {
+    let fixture = fixture().await;
+    let job = job();
+    let now = jiff::Timestamp::now();
+    fixture
+        .scheduler
+        .schedule(&job, now)
+        .await
+        .expect("scheduled");
+    let schedule = fixture.get(&job.callback_id).await;
+    let expression = schedule.schedule_expression().unwrap();
+    let fires = at(&format!("{}Z", &expression[3..expression.len() - 1]));
+    let lead = fires.duration_since(now);
+    assert!(
+        lead >= jiff::SignedDuration::from_secs(5) && lead <= jiff::SignedDuration::from_secs(7),
+        "{lead:?}"
+    );
+}
+
+#[tokio::test]
 async fn schedule_makes_the_one_time_schedule_of_the_spec() {
     let fixture = fixture().await;
     let job = job();
@@ -107,10 +127,10 @@ async fn schedule_makes_the_one_time_schedule_of_the_spec() {
     let schedule = fixture.get(&job.callback_id).await;
     assert_eq!(schedule.name(), Some(job.callback_id.as_str()));
     assert_eq!(schedule.group_name(), Some(fixture.settings.group.as_str()));
-    // One-time, to the second, read in UTC.
+    // One-time, to the second (rounded up: a schedule is never early), read in UTC.
     assert_eq!(
         schedule.schedule_expression(),
-        Some("at(2031-05-06T07:08:09)")
+        Some("at(2031-05-06T07:08:10)")
     );
     assert_eq!(schedule.schedule_expression_timezone(), Some("UTC"));
     assert_eq!(

@@ -215,28 +215,37 @@ impl KeyStore {
     ) -> Result<bool, StoreError> {
         let mut query = Query::partition(organization_keys(organization_id));
         query.limit = 1000;
-        for index in self.table.query(&query).await? {
-            let Some(hash) = index.doc.get("hash").and_then(|h| h.as_str()) else {
-                continue;
-            };
-            if !hash.starts_with(hash_prefix) || hash_prefix.len() < 8 {
-                continue;
-            }
-            let Some(item) = self.table.get(&key_item(hash)).await? else {
-                continue;
-            };
-            let mut stored: StoredKey = item.decode()?;
-            stored.revoked_at = Some(revoked_at.to_owned());
-            self.table
-                .write(vec![Write::put(
-                    key_item(hash),
-                    &stored,
-                    Expect::Revision(item.rev),
-                )?])
-                .await?;
-            return Ok(true);
-        }
-        Ok(false)
+        let matching: Vec<String> = self
+            .table
+            .query(&query)
+            .await?
+            .iter()
+            .filter_map(|index| {
+                index
+                    .doc
+                    .get("hash")
+                    .and_then(|h| h.as_str())
+                    .map(str::to_owned)
+            })
+            .filter(|hash| hash_prefix.len() >= 8 && hash.starts_with(hash_prefix))
+            .collect();
+        // A prefix that names two keys names neither: revoking the wrong one would be worse.
+        let [hash] = matching.as_slice() else {
+            return Ok(false);
+        };
+        let Some(item) = self.table.get(&key_item(hash)).await? else {
+            return Ok(false);
+        };
+        let mut stored: StoredKey = item.decode()?;
+        stored.revoked_at = Some(revoked_at.to_owned());
+        self.table
+            .write(vec![Write::put(
+                key_item(hash),
+                &stored,
+                Expect::Revision(item.rev),
+            )?])
+            .await?;
+        Ok(true)
     }
 }
 

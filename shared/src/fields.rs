@@ -29,6 +29,21 @@ impl<T> Field<T> {
     }
 }
 
+/// DynamoDB nests maps and lists at most 32 levels: objects kept inside a record stay well within.
+pub const MAX_OBJECT_DEPTH: usize = 16;
+
+/// Does `value` fit DynamoDB's limits (depth, and numbers of magnitude 1e-129 to 1e125)?
+fn storable(value: &Value, depth_left: usize) -> bool {
+    match value {
+        Value::Object(map) => depth_left > 0 && map.values().all(|v| storable(v, depth_left - 1)),
+        Value::Array(items) => depth_left > 0 && items.iter().all(|v| storable(v, depth_left - 1)),
+        Value::Number(n) => n
+            .as_f64()
+            .is_some_and(|f| f == 0.0 || (f.abs() < 1e125 && f.abs() > 1e-129)),
+        _ => true,
+    }
+}
+
 pub struct FieldReader {
     prefix: String,
     fields: Map<String, Value>,
@@ -170,14 +185,19 @@ impl FieldReader {
         })
     }
 
-    /// A JSON object of at most `max_bytes` when encoded.
+    /// A JSON object of at most `max_bytes` when encoded, storable as a DynamoDB map: at most
+    /// [`MAX_OBJECT_DEPTH`] levels deep and numbers within DynamoDB's range.
     pub fn object(&mut self, name: &str, max_bytes: usize) -> Field<Map<String, Value>> {
         self.read(name, |value| match value {
             Value::Object(map) => {
                 let size = serde_json::to_vec(&map)
                     .map(|v| v.len())
                     .unwrap_or(usize::MAX);
-                if size > max_bytes {
+                if !storable(&Value::Object(map.clone()), MAX_OBJECT_DEPTH) {
+                    Err(format!(
+                        "must be at most {MAX_OBJECT_DEPTH} levels deep, with numbers of magnitude below 1e125"
+                    ))
+                } else if size > max_bytes {
                     Err(format!(
                         "must be at most {} KiB when encoded as JSON",
                         max_bytes / 1024

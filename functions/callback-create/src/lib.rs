@@ -9,14 +9,16 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let caller = request.writer()?;
     request.query_params(&[])?;
     let body = request.json_object()?;
-    let new = input::read_new_callback(body.clone(), None, app.clock.now())?;
     create_once(
         app,
         &request,
         caller,
         "POST /v1/callbacks",
         &body,
-        move || async move {
+        // Validated inside: `scheduled_at` must be in the future now, but a replay of a request
+        // that was valid when first made answers its callback whatever the time.
+        || async {
+            let new = input::read_new_callback(body.clone(), None, app.clock.now())?;
             let callback = service::create(app, &caller.organization_id, new).await?;
             let resource_id = callback.id.clone();
             Ok(Created {

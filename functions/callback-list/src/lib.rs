@@ -29,10 +29,34 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
         .transpose()?;
     let filters = CallbackFilters {
         status,
-        source_session_id: query.get("source_session_id").map(str::to_owned),
-        flow: query.get("flow").map(str::to_owned),
+        source_session_id: query
+            .get("source_session_id")
+            .map(session_filter)
+            .transpose()?,
+        flow: query.get("flow").map(flow_filter).transpose()?,
     };
     let limit = query.integer("limit", 1..=100, 25)?;
     let list = service::list(app, caller, filters, limit, query.page_token()).await?;
     Ok(ApiResponse::ok(&list))
+}
+
+/// Only values a callback can have: anything else matches nothing, and might not fit a key.
+fn session_filter(text: &str) -> ApiResult<String> {
+    if text.chars().count() > flowline_core::callbacks::input::MAX_REFERENCE {
+        return Err(ApiError::invalid_field(
+            "source_session_id",
+            "must be at most 255 characters",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn flow_filter(text: &str) -> ApiResult<String> {
+    if !flowline_core::ids::is_flow_slug(text) {
+        return Err(ApiError::invalid_field(
+            "flow",
+            "must be a flow slug (flow_ and 12 letters or digits)",
+        ));
+    }
+    Ok(text.to_owned())
 }

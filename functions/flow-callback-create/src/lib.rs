@@ -14,7 +14,8 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
         app,
         &request,
         caller,
-        "POST /v1/flows/{flow}/callbacks",
+        // Scoped to the flow of the path: the same key on another flow is another request.
+        &format!("POST /v1/flows/{flow}/callbacks"),
         &body,
         || async {
             let trigger = flow_callbacks::create(app, caller, flow, body.clone()).await?;

@@ -18,7 +18,9 @@ use crate::flows::model::FlowView;
 use crate::flows::store::Loaded;
 use crate::ids;
 use crate::scheduler::DispatchJob;
-use crate::webhooks::delivery::{DISPATCH_DEADLINE, Delivered, Event, deliver, emit};
+use crate::webhooks::delivery::{
+    DISPATCH_DEADLINE, Delivered, Event, LIFECYCLE_DEADLINE, deliver, emit_until,
+};
 use crate::webhooks::{EventType, subscribers};
 
 /// How long a dispatcher owns a `dispatching` callback: longer than a whole dispatch (25 s) with
@@ -28,6 +30,9 @@ pub const LEASE: SignedDuration = SignedDuration::from_mins(5);
 /// it is a stale schedule of a callback that was moved later.
 const EARLY_TOLERANCE: SignedDuration = SignedDuration::from_secs(30);
 const MAX_SESSION_ID: usize = 255;
+/// Delivery (25 s) plus recording and the lifecycle event: `POST …/dispatch` answers within
+/// API Gateway's 29 s.
+const WHOLE_DISPATCH: std::time::Duration = std::time::Duration::from_secs(27);
 
 pub const FLOW_INACTIVE: &str = "FLOW_INACTIVE";
 pub const EXPIRED: &str = "EXPIRED";
@@ -77,11 +82,13 @@ pub async fn run_job(app: &App, job: &DispatchJob) -> ApiResult<Option<Callback>
         }
         // A lease taken over continues the same dispatch: same event id for the receiver.
         let keep_event_id = callback.status == CallbackStatus::Dispatching;
-        take(app, &before, keep_event_id).await.map(Some)
+        take(app, &before, keep_event_id)
+            .await
+            .map(|taken| Some((taken, before.value)))
     })
     .await?;
     match taken {
-        Some(taken) => run(app, taken).await.map(Some),
+        Some((taken, before)) => run(app, taken, &before).await.map(Some),
         None => Ok(None),
     }
 }
@@ -91,7 +98,9 @@ pub async fn dispatch_now(app: &App, caller: &Caller, id: &str) -> ApiResult<Cal
     let taken = optimistic(move || async move {
         let before = load(app, &caller.organization_id, id).await?;
         match before.value.callback.status {
-            CallbackStatus::Scheduled | CallbackStatus::Failed => take(app, &before, false).await,
+            CallbackStatus::Scheduled | CallbackStatus::Failed => take(app, &before, false)
+                .await
+                .map(|taken| (taken, before.value)),
             other => Err(ApiError::conflict(format!(
                 "A {} callback cannot be dispatched",
                 other.as_str()
@@ -103,7 +112,8 @@ pub async fn dispatch_now(app: &App, caller: &Caller, id: &str) -> ApiResult<Cal
     if let Err(err) = app.scheduler.unschedule(id).await {
         tracing::warn!(callback = %id, %err, "could not delete the schedule of a callback dispatched by hand");
     }
-    run(app, taken).await
+    let (taken, before) = taken;
+    run(app, taken, &before).await
 }
 
 /// What the dispatch came to.
@@ -173,8 +183,23 @@ async fn deliver_dispatch(app: &App, stored: &StoredCallback) -> ApiResult<Outco
 }
 
 /// Delivers and records the end of a dispatch this dispatcher owns.
-async fn run(app: &App, taken: Loaded<StoredCallback>) -> ApiResult<Callback> {
-    let outcome = deliver_dispatch(app, &taken.value).await?;
+async fn run(
+    app: &App,
+    taken: Loaded<StoredCallback>,
+    before: &StoredCallback,
+) -> ApiResult<Callback> {
+    let started = Instant::now();
+    let outcome = match deliver_dispatch(app, &taken.value).await {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            // Nothing was delivered (the store failed while reading the flow or the endpoints):
+            // hand the callback back as it was, so a retry need not wait out the lease.
+            if let Err(release) = store::save(app.store.as_ref(), Some(&taken), before).await {
+                tracing::warn!(callback = %before.callback.id, %release, "could not release a dispatch lease");
+            }
+            return Err(err);
+        }
+    };
     let now: Timestamp = app.clock.now();
     let mut after = taken.value.clone();
     after.lease_until_ms = None;
@@ -202,11 +227,14 @@ async fn run(app: &App, taken: Loaded<StoredCallback>) -> ApiResult<Callback> {
         Err(err) => return Err(err.into()),
     }
     tracing::info!(callback = %after.callback.id, status = after.callback.status.as_str(), "dispatch finished");
-    emit(
+    // Within what is left of the synchronous route's time.
+    let deadline = (started + WHOLE_DISPATCH).min(Instant::now() + LIFECYCLE_DEADLINE);
+    emit_until(
         app,
         &after.callback.organization_id,
         event,
         event_data(&after.callback),
+        deadline,
     )
     .await;
     Ok(after.callback)
@@ -226,29 +254,28 @@ pub async fn sweep(app: &App, budget: std::time::Duration) -> ApiResult<SweepRep
     let started = Instant::now();
     let mut report = SweepReport::default();
     for shard in 0..store::DUE_SHARDS {
+        // Continue after what this sweep examined: an entry that cannot be taken (leased,
+        // failing) must not hide the ones after it.
+        let mut after = None;
         loop {
             let now_ms = app.clock.now().as_millisecond();
-            let jobs = store::due(app.store.as_ref(), shard, now_ms, 25).await?;
-            let mut progressed = false;
-            for job in &jobs {
+            let jobs = store::due(app.store.as_ref(), shard, now_ms, after.clone(), 25).await?;
+            for (position, job) in &jobs {
                 if started.elapsed() >= budget {
                     return Ok(report);
                 }
                 report.examined += 1;
                 match run_job(app, job).await {
-                    Ok(Some(_)) => {
-                        report.dispatched += 1;
-                        progressed = true;
-                    }
+                    Ok(Some(_)) => report.dispatched += 1,
                     Ok(None) => {}
                     Err(err) => {
                         report.errors += 1;
                         tracing::warn!(callback = %job.callback_id, error = %err.message, "sweeper could not dispatch");
                     }
                 }
+                after = Some(position.clone());
             }
-            // A page in which nothing could be taken would come back the same: next shard.
-            if jobs.len() < 25 || !progressed {
+            if jobs.len() < 25 {
                 break;
             }
         }

@@ -182,18 +182,20 @@ pub async fn list_page(
     Ok((callbacks, next))
 }
 
-/// Callbacks whose due time has passed, from one shard, oldest first.
+/// Callbacks whose due time has passed, from one shard, oldest first, after `after` (a
+/// position this answers with each job).
 pub async fn due(
     table: &dyn Table,
     shard: u32,
     now_ms: i64,
+    after: Option<String>,
     limit: usize,
-) -> Result<Vec<DispatchJob>, StoreError> {
+) -> Result<Vec<(String, DispatchJob)>, StoreError> {
     // `~` sorts after every id character, so the upper bound takes everything due at now_ms.
     let query = Query {
         pk: due_pk(shard),
         range: SortRange::Between("0".to_owned(), format!("{:013}#~", now_ms.max(0))),
-        after: None,
+        after,
         descending: false,
         limit,
     };
@@ -202,10 +204,11 @@ pub async fn due(
         .iter()
         .map(|item| {
             let entry: DueEntry = item.decode()?;
-            Ok(DispatchJob {
+            let job = DispatchJob {
                 callback_id: entry.callback_id,
                 organization_id: entry.organization_id,
-            })
+            };
+            Ok((item.key.sk.clone(), job))
         })
         .collect()
 }

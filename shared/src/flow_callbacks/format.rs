@@ -85,7 +85,7 @@ pub fn render_callback(
     callback: &Callback,
 ) -> ApiResponse {
     match format {
-        Format::Json => ApiResponse::json(status, callback),
+        Format::Json => ApiResponse::resource(status, callback),
         Format::Xml => {
             let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<callback>");
             for (name, value) in fields_of(callback) {

@@ -73,7 +73,6 @@ async fn schedule(
         return Err(ApiError::forbidden("This trigger URL is inactive"));
     }
     let body = request.json_object()?;
-    let new = input::read_new_callback(body.clone(), Some(&trigger.flow), app.clock.now())?;
     // Idempotency is kept per organization and per trigger.
     let caller = Caller {
         organization_id: trigger.organization_id.clone(),
@@ -89,7 +88,9 @@ async fn schedule(
         caller,
         &route,
         &body,
-        move || async move {
+        // Validated inside, as on `POST /v1/callbacks`: a replay wins over the time checks.
+        || async {
+            let new = input::read_new_callback(body.clone(), Some(&trigger.flow), app.clock.now())?;
             let callback = service::create(app, &caller.organization_id, new).await?;
             let resource_id = callback.id.clone();
             Ok(Created {

@@ -207,6 +207,10 @@ pub async fn create_flow(app: &App, caller: &Caller, fields: FlowFields) -> ApiR
     Ok(FlowView::new(&head, version))
 }
 
+/// The head item keeps every version's summary (about 100 bytes): this keeps it far below
+/// DynamoDB's 400 KB item limit.
+pub const MAX_VERSIONS: usize = 1000;
+
 /// Fields an `ACTIVE` version still takes (SPEC §2).
 const ACTIVE_EDITABLE: &[&str] = &["name", "description", "active", "targeting_logic"];
 
@@ -404,6 +408,11 @@ pub async fn create_version(
     let organization_id = &caller.organization_id;
     // A draft already there is the common refusal: answer it before taking a flow id.
     let (before, _) = resolve(app, organization_id, reference, None).await?;
+    if before.value.versions.len() >= MAX_VERSIONS {
+        return Err(ApiError::conflict(format!(
+            "A flow has at most {MAX_VERSIONS} versions; create a new flow"
+        )));
+    }
     if let Some(draft) = before.value.draft() {
         return Err(ApiError::conflict(format!(
             "Version {} is already a draft; publish or archive it first",

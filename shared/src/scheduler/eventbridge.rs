@@ -194,9 +194,23 @@ fn is_code(err: &SchedulerError, code: &str) -> bool {
     matches!(err, SchedulerError::Refused(message) if message.starts_with(code))
 }
 
+/// A schedule made for "almost now" could fire before the callback's item is written (the
+/// create writes the schedule first), and `at()` has whole seconds: schedules fire at least this
+/// long after they are made. Dispatch accepts a schedule up to 30 s after `scheduled_at`.
+const MIN_LEAD: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
+
+fn fire_time(at: Timestamp) -> Timestamp {
+    let earliest = Timestamp::now() + MIN_LEAD;
+    let at = at.max(earliest);
+    // Round up to the second: `at()` truncates, and early is never due.
+    let rounded = Timestamp::from_second(at.as_second() + i64::from(at.subsec_nanosecond() > 0));
+    rounded.unwrap_or(at)
+}
+
 #[async_trait]
 impl Scheduler for EventBridgeScheduler {
     async fn schedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+        let at = fire_time(at);
         match self.create(job, at).await {
             // A retried create (same callback id): make the existing schedule say the same.
             Err(err) if is_code(&err, "ConflictException") => self.update(job, at).await,
@@ -205,6 +219,7 @@ impl Scheduler for EventBridgeScheduler {
     }
 
     async fn reschedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+        let at = fire_time(at);
         match self.update(job, at).await {
             Err(err) if is_code(&err, "ResourceNotFoundException") => self.create(job, at).await,
             other => other,

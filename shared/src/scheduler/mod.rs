@@ -29,8 +29,17 @@ pub enum SchedulerError {
 
 impl From<SchedulerError> for crate::error::ApiError {
     fn from(err: SchedulerError) -> Self {
-        tracing::warn!(%err, "scheduler call failed");
-        Self::unavailable()
+        match err {
+            SchedulerError::Unavailable(_) => {
+                tracing::warn!(%err, "scheduler unavailable");
+                Self::unavailable()
+            }
+            // A refusal is Flowline's (or its configuration's) fault: retrying will not help.
+            SchedulerError::Refused(_) => {
+                tracing::error!(%err, "scheduler refused a request");
+                Self::internal()
+            }
+        }
     }
 }
 

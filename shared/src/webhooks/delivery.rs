@@ -162,18 +162,18 @@ pub fn signed_headers(
     event_id: &str,
     timestamp: i64,
     body: &[u8],
-) -> Vec<(&'static str, String)> {
+) -> Option<Vec<(&'static str, String)>> {
     let signature = standardwebhooks::Webhook::new(secret)
         .and_then(|webhook| webhook.sign(event_id, timestamp, body))
-        .unwrap_or_default();
-    vec![
+        .ok()?;
+    Some(vec![
         (standardwebhooks::HEADER_WEBHOOK_ID, event_id.to_owned()),
         (
             standardwebhooks::HEADER_WEBHOOK_TIMESTAMP,
             timestamp.to_string(),
         ),
         (standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature),
-    ]
+    ])
 }
 
 /// How delivering to one endpoint ended.
@@ -212,7 +212,11 @@ pub async fn deliver(
             break;
         }
         let timestamp = app.clock.now().as_second();
-        let headers = signed_headers(&endpoint.secret, &event.id, timestamp, &body);
+        // An unsigned delivery would be refused by the receiver anyway: never send one.
+        let Some(headers) = signed_headers(&endpoint.secret, &event.id, timestamp, &body) else {
+            last = "the endpoint's secret cannot sign".to_owned();
+            break;
+        };
         let outcome = app
             .sender
             .post(
@@ -242,6 +246,24 @@ pub async fn deliver(
 /// Sends a lifecycle event to every active endpoint subscribed to it, concurrently. Failures
 /// are logged, never raised: the change the event reports has already happened.
 pub async fn emit(app: &App, organization_id: &str, event_type: EventType, data: Value) {
+    emit_until(
+        app,
+        organization_id,
+        event_type,
+        data,
+        Instant::now() + LIFECYCLE_DEADLINE,
+    )
+    .await;
+}
+
+/// [`emit`], with nothing started after `deadline`.
+pub async fn emit_until(
+    app: &App,
+    organization_id: &str,
+    event_type: EventType,
+    data: Value,
+    deadline: Instant,
+) {
     let endpoints = match super::subscribers(app, organization_id, event_type).await {
         Ok(endpoints) => endpoints,
         Err(err) => {
@@ -253,7 +275,6 @@ pub async fn emit(app: &App, organization_id: &str, event_type: EventType, data:
         return;
     }
     let event = Event::new(event_type, None, app.clock.now(), data);
-    let deadline = Instant::now() + LIFECYCLE_DEADLINE;
     let deliveries = endpoints
         .iter()
         .map(|endpoint| deliver(app, endpoint, &event, deadline));

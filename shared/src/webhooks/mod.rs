@@ -71,7 +71,7 @@ pub enum EndpointStatus {
 }
 
 /// An endpoint as stored (with its signing secret, which deliveries need).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub id: String,
     pub url: String,
@@ -83,6 +83,15 @@ pub struct Endpoint {
     pub created_at: Timestamp,
     #[serde(with = "rfc3339")]
     pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Endpoint {

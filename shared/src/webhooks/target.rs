@@ -5,7 +5,7 @@
 //! delivery, through the resolver the delivery client connects with (so a DNS answer that
 //! changed since registration cannot reach inside).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use reqwest::Url;
 
@@ -31,8 +31,9 @@ pub fn is_public_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_ipv4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_ipv4(v4);
+            // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) addresses reach IPv4.
+            if let Some(v4) = v6.to_ipv4() {
+                return !v6.is_loopback() && !v6.is_unspecified() && is_public_ipv4(v4);
             }
             let first = v6.segments()[0];
             !(v6.is_loopback()
@@ -44,7 +45,10 @@ pub fn is_public_ip(ip: IpAddr) -> bool {
                 // Documentation 2001:db8::/32, NAT64 64:ff9b::/96 (may embed private IPv4).
                 || (first == 0x2001 && v6.segments()[1] == 0xdb8)
                 || (first == 0x64 && v6.segments()[1] == 0xff9b)
-                || v6 == Ipv6Addr::from(1u128))
+                // Site-local fec0::/10; 6to4 2002::/16 and Teredo 2001::/32 embed IPv4 addresses
+                || (first & 0xffc0) == 0xfec0
+                || first == 0x2002
+                || (first == 0x2001 && v6.segments()[1] == 0))
         }
     }
 }
@@ -141,6 +145,11 @@ mod tests {
             "fd00:ec2::254",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            "::7f00:1",
+            "::a9fe:a9fe",
+            "2002:7f00:1::",
+            "2001:0:4136:e378::1",
+            "fec0::1",
             "224.0.0.1",
             "::",
         ] {
