@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult};
 use crate::store::{Expect, Key, Query, SortRange, StoreError, Table, Write};
@@ -63,10 +62,7 @@ pub struct StoredKey {
 }
 
 pub fn hash_key(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::ids::sha256_hex(key.as_bytes())
 }
 
 /// The key in an `Authorization` header: `Bearer <key>` or the bare key.

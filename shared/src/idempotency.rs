@@ -12,7 +12,6 @@ use std::future::Future;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::auth::Caller;
@@ -71,10 +70,7 @@ fn body_hash(body: &Map<String, Value>) -> String {
     }
     let mut canonical = Vec::new();
     write(&Value::Object(body.clone()), &mut canonical);
-    Sha256::digest(&canonical)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::ids::sha256_hex(&canonical)
 }
 
 /// Runs `create` at most once per `Idempotency-Key`; `replay` renders an earlier result.
@@ -102,10 +98,7 @@ where
             "must be 1 to 255 characters",
         ));
     }
-    let key_hash: String = Sha256::digest(idempotency_key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let key_hash: String = crate::ids::sha256_hex(idempotency_key.as_bytes());
     let record_key = Key::new(
         format!("ORG#{}#IDEMPOTENCY", caller.organization_id),
         format!("{route}#{key_hash}"),

@@ -48,7 +48,16 @@ pub fn is_flow_slug(text: &str) -> bool {
         .is_some_and(|rest| rest.len() == 12 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-/// Random URL-safe secret material (for keys and signatures).
+/// The hex SHA-256 of `data`: how keys, signatures and idempotency keys are stored.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Random bytes (for keys and signatures).
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     rand::rng().fill(&mut bytes[..]);

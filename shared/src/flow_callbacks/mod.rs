@@ -13,7 +13,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use self::format::{FORMATS, Format};
 use crate::app::App;
@@ -122,10 +121,7 @@ impl FlowCallbackView {
 }
 
 pub fn signature_hash(signature: &str) -> String {
-    Sha256::digest(signature.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::ids::sha256_hex(signature.as_bytes())
 }
 
 fn new_signature() -> String {
