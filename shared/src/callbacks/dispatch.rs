@@ -15,9 +15,10 @@ use crate::auth::Caller;
 use crate::concurrency::{Failure, optimistic};
 use crate::error::{ApiError, ApiResult};
 use crate::flows::model::FlowView;
-use crate::flows::store::Loaded;
+use crate::flows::store as store_flows;
 use crate::ids;
 use crate::scheduler::DispatchJob;
+use crate::store::Loaded;
 use crate::webhooks::delivery::{
     DISPATCH_DEADLINE, Delivered, Event, LIFECYCLE_DEADLINE, deliver, emit_until,
 };
@@ -127,24 +128,32 @@ async fn deliver_dispatch(app: &App, stored: &StoredCallback) -> ApiResult<Outco
     let organization_id = &callback.organization_id;
     let table = app.store.as_ref();
     // The pinned version is delivered, as long as the flow still has an active ACTIVE version.
-    let flow_is_live =
-        match crate::flows::service::active_version(app, organization_id, &callback.flow).await {
-            Ok(Some(active)) => active.active,
-            Ok(None) => false,
-            Err(err) if err.code == crate::error::ErrorCode::NotFound => false,
-            Err(err) => return Err(err),
-        };
-    let head = crate::flows::store::load_head(table, organization_id, &callback.flow).await?;
-    let pinned = crate::flows::store::load_version(
-        table,
-        organization_id,
-        &callback.flow,
-        callback.flow_version,
-    )
-    .await?;
-    let (Some(head), Some(pinned), true) = (head, pinned, flow_is_live) else {
-        return Ok(Outcome::Failed(FLOW_INACTIVE.to_owned()));
+    let inactive = || Ok(Outcome::Failed(FLOW_INACTIVE.to_owned()));
+    let Some(head) = store_flows::load_head(table, organization_id, &callback.flow).await? else {
+        return inactive();
     };
+    let Some(active_number) = head.value.active().map(|summary| summary.version) else {
+        return inactive();
+    };
+    let active =
+        store_flows::load_version(table, organization_id, &callback.flow, active_number).await?;
+    let pinned = if active_number == callback.flow_version {
+        active.clone()
+    } else {
+        store_flows::load_version(
+            table,
+            organization_id,
+            &callback.flow,
+            callback.flow_version,
+        )
+        .await?
+    };
+    let (Some(active), Some(pinned)) = (active, pinned) else {
+        return inactive();
+    };
+    if !active.value.active {
+        return inactive();
+    }
     if callback
         .expires_at
         .is_some_and(|expires| expires <= app.clock.now())

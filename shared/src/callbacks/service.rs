@@ -16,11 +16,11 @@ use crate::auth::Caller;
 use crate::concurrency::{Failure, optimistic};
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{Field, FieldReader};
-use crate::flows::store::Loaded;
 use crate::http::{check_if_match, etag_of};
 use crate::ids;
-use crate::page::{Page, PageScope};
+use crate::page::PageScope;
 use crate::scheduler::DispatchJob;
+use crate::store::Loaded;
 use crate::webhooks::EventType;
 use crate::webhooks::delivery::emit;
 
@@ -173,13 +173,9 @@ pub async fn list(
         limit as usize,
     )
     .await?;
-    let page = Page {
-        items: callbacks,
-        next_page_token: next.map(|position| app.page_tokens.issue(&scope, &position, now)),
-    };
     Ok(CallbackList {
-        callbacks: page.items,
-        next_page_token: page.next_page_token,
+        callbacks,
+        next_page_token: next.map(|position| app.page_tokens.issue(&scope, &position, now)),
     })
 }
 

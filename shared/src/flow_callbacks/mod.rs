@@ -145,12 +145,7 @@ fn not_found() -> ApiError {
 
 /// The slug `{flow}` names, if it is the caller's flow.
 async fn flow_slug(app: &App, caller: &Caller, flow: &str) -> ApiResult<String> {
-    let reference = FlowRef::parse(flow)?;
-    Ok(
-        crate::flows::service::get_flow(app, caller, &reference, None)
-            .await?
-            .slug,
-    )
+    crate::flows::service::slug_of(app, &caller.organization_id, &FlowRef::parse(flow)?).await
 }
 
 /// The caller's trigger `id` on `flow`, with its revision.

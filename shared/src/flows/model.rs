@@ -189,17 +189,6 @@ impl FlowHead {
         self.versions
             .sort_by_key(|summary| std::cmp::Reverse(summary.version));
     }
-
-    /// Lists the flow by `current`, which must be the current version.
-    pub fn list_by(&mut self, current: &FlowVersion) {
-        self.listing = Listing {
-            version: current.version,
-            status: current.status,
-            channel_type: current.channel_type,
-            flow_type: current.flow_type,
-            modified_ms: current.modified_at.as_millisecond(),
-        };
-    }
 }
 
 /// A flow version as the API answers it.

@@ -81,6 +81,24 @@ fn code_snippet(base_url: &str, slug: &str) -> String {
     )
 }
 
+/// The slug `reference` names, if it is a flow of the organization (reads no version).
+pub async fn slug_of(app: &App, organization_id: &str, reference: &FlowRef) -> ApiResult<String> {
+    let table = app.store.as_ref();
+    let slug = match reference {
+        FlowRef::Slug(slug) => slug.clone(),
+        FlowRef::Id(id) => {
+            store::resolve_id(table, organization_id, *id)
+                .await?
+                .ok_or_else(flow_not_found)?
+                .0
+        }
+    };
+    store::load_head(table, organization_id, &slug)
+        .await?
+        .ok_or_else(flow_not_found)?;
+    Ok(slug)
+}
+
 /// The caller's organization's flow, as the API answers it.
 pub async fn get_flow(
     app: &App,
@@ -107,20 +125,6 @@ pub async fn active_version(
     };
     Ok(
         store::load_version(table, organization_id, slug, active.version)
-            .await?
-            .map(|v| v.value),
-    )
-}
-
-/// One version of a flow (a callback's pinned version).
-pub async fn flow_version(
-    app: &App,
-    organization_id: &str,
-    slug: &str,
-    version: u32,
-) -> ApiResult<Option<FlowVersion>> {
-    Ok(
-        store::load_version(app.store.as_ref(), organization_id, slug, version)
             .await?
             .map(|v| v.value),
     )
@@ -225,8 +229,13 @@ pub async fn update_flow(
     let fields = &fields;
     optimistic(move || async move {
         let (before, found) = resolve(app, organization_id, reference, None).await?;
-        let current_view = FlowView::new(&before.value, found.value.clone());
-        check_if_match(if_match, &etag_of(&current_view))?;
+        // Rendering parses the YAML: only for an If-Match or an answer without a change.
+        if if_match.is_some() {
+            check_if_match(
+                if_match,
+                &etag_of(&FlowView::new(&before.value, found.value.clone())),
+            )?;
+        }
         let touched = fields.touched();
         match found.value.status {
             FlowStatus::Archived => {
@@ -253,7 +262,7 @@ pub async fn update_flow(
             FlowStatus::Draft => {}
         }
         if touched.is_empty() {
-            return Ok(current_view);
+            return Ok(FlowView::new(&before.value, found.value));
         }
         let mut version = found.value.clone();
         apply_fields(

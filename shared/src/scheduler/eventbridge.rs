@@ -88,10 +88,6 @@ impl EventBridgeScheduler {
         }
     }
 
-    pub fn settings(&self) -> &EventBridgeSettings {
-        &self.settings
-    }
-
     /// Creates the schedule group when missing (local use; in the cloud the template owns it).
     /// It looks first: an emulator may answer a second create by replacing the group, and
     /// with it every schedule in it.

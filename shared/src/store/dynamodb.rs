@@ -36,10 +36,6 @@ impl DynamoTable {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.table
-    }
-
     /// Creates the table (and its TTL) when missing; used by the local server and the tests.
     /// In the cloud the SAM template owns the tables.
     pub async fn ensure_exists(&self) -> Result<(), StoreError> {
