@@ -3,18 +3,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use flowline_core::app::{self, Config, Scheduling, StartupError, Storage, env};
 use flowline_core::auth::{KeyKind, hash_key};
+use flowline_core::config::{self, Config, StartupError, env};
 use flowline_core::time::format_timestamp;
 use flowline_core::{App, ids};
 
-pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+use crate::compose::{self, Scheduling, Storage};
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .filter(|value| !value.trim().is_empty())
-}
+pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 
 /// `FLOWLINE_API_KEYS="<key>=<organization_id>[,…]"`.
 pub fn parse_api_keys(text: &str) -> Result<Vec<(String, String)>, StartupError> {
@@ -44,7 +40,7 @@ pub fn parse_api_keys(text: &str) -> Result<Vec<(String, String)>, StartupError>
 }
 
 pub async fn run() -> Result<(), StartupError> {
-    let addr: SocketAddr = var(env::ADDR)
+    let addr: SocketAddr = config::var(env::ADDR)
         .unwrap_or_else(|| DEFAULT_ADDR.to_owned())
         .parse()
         .map_err(|err| StartupError::Invalid {
@@ -65,16 +61,14 @@ pub async fn run() -> Result<(), StartupError> {
 
     // Without a configured key, tokens are signed with a key of this process only.
     let signing_key =
-        app::signing_key_from_env()?.unwrap_or_else(|| ids::random_bytes::<32>().to_vec());
+        config::signing_key_from_env()?.unwrap_or_else(|| ids::random_bytes::<32>().to_vec());
     let config = Config {
-        public_base_url: var(env::PUBLIC_BASE_URL)
-            .unwrap_or_else(|| format!("http://{addr}"))
-            .trim_end_matches('/')
-            .to_owned(),
-        allow_private_targets: app::allow_private_targets_from_env(),
+        public_base_url: config::public_base_url_from_env()
+            .unwrap_or_else(|| format!("http://{addr}")),
+        allow_private_targets: config::allow_private_targets_from_env(),
     };
-    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let storage = match var(env::STORE).as_deref() {
+    let sdk_config = flowline_adapters::sdk::load().await;
+    let storage = match config::var(env::STORE).as_deref() {
         None | Some("memory") => Storage::Memory,
         Some("dynamodb") => Storage::dynamodb(&sdk_config),
         Some(other) => {
@@ -84,9 +78,9 @@ pub async fn run() -> Result<(), StartupError> {
             });
         }
     };
-    let scheduling = match var(env::SCHEDULER).as_deref() {
+    let scheduling = match config::var(env::SCHEDULER).as_deref() {
         None | Some("in-process") => Scheduling::InProcess,
-        Some("eventbridge") => Scheduling::eventbridge(&sdk_config, false)?,
+        Some("eventbridge") => Scheduling::eventbridge(&sdk_config),
         Some(other) => {
             return Err(StartupError::Invalid {
                 name: env::SCHEDULER,
@@ -94,7 +88,7 @@ pub async fn run() -> Result<(), StartupError> {
             });
         }
     };
-    let app = App::build(storage, scheduling, &signing_key, config, true).await?;
+    let app = compose::build(storage, scheduling, &signing_key, config, true).await?;
     register_keys(&app).await?;
     tokio::spawn(sweep_periodically(Arc::downgrade(&app)));
 
@@ -130,7 +124,7 @@ async fn sweep_periodically(app: std::sync::Weak<App>) {
 /// and prints them: the one place a key is ever printed.
 async fn register_keys(app: &App) -> Result<(), StartupError> {
     let now = format_timestamp(app.clock.now());
-    if let Some(text) = var(env::API_KEYS) {
+    if let Some(text) = config::var(env::API_KEYS) {
         for (key, organization_id) in parse_api_keys(&text)? {
             let name = format!("env-{}", &hash_key(&key)[..8]);
             app.keys

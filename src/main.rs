@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    flowline_core::logging::init(false);
+    flowline::logging::init();
     match flowline::local::run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

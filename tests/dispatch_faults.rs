@@ -10,13 +10,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::receiver::{Receiver, Reply};
 use common::{Backend, Org, SIGNING_KEY, TestServer};
+use flowline_adapters::webhook_http::HttpSender;
 use flowline_core::App;
-use flowline_core::app::{Adapters, Config};
 use flowline_core::callbacks::dispatch;
-use flowline_core::scheduler::{DispatchJob, Scheduler, SchedulerError};
+use flowline_core::config::Config;
+use flowline_core::scheduler::{DispatchInvoker, DispatchJob, Scheduler, SchedulerError};
 use flowline_core::store::{Item, Key, Query, StoreError, Table, Write};
 use flowline_core::time::{Clock, ManualClock, format_timestamp};
-use flowline_core::webhooks::delivery::HttpSender;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
@@ -95,7 +95,11 @@ impl Scheduler for FakeScheduler {
             .retain(|id| id != callback_id);
         Ok(())
     }
-    async fn dispatch_soon(&self, job: &DispatchJob) -> Result<(), SchedulerError> {
+}
+
+#[async_trait]
+impl DispatchInvoker for FakeScheduler {
+    async fn invoke(&self, job: &DispatchJob) -> Result<(), SchedulerError> {
         self.schedule(job, Timestamp::now()).await
     }
 }
@@ -116,19 +120,17 @@ async fn rig(backend: Backend) -> Rig {
     });
     let scheduler = Arc::new(FakeScheduler::default());
     let clock = Arc::new(ManualClock::new(Timestamp::now()));
-    let adapters = Adapters {
-        store: table.clone(),
-        keys,
-        scheduler: scheduler.clone(),
-        sender: Arc::new(HttpSender::new(true)),
-        clock: clock.clone(),
-        in_process: None,
-    };
     let config = Config {
         public_base_url: "http://flowline.test".to_owned(),
         allow_private_targets: true,
     };
-    let app: Arc<App> = App::new(adapters, SIGNING_KEY, config);
+    let app: Arc<App> = App::builder(table.clone(), keys, config)
+        .scheduler(scheduler.clone())
+        .invoker(scheduler.clone())
+        .sender(Arc::new(HttpSender::new(true)))
+        .clock(clock.clone())
+        .signing_key(SIGNING_KEY)
+        .build();
     Rig {
         server: TestServer::serve(app, backend).await,
         table,

@@ -12,19 +12,19 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::receiver::{Receiver, Reply};
-use flowline_core::app::{Adapters, Config};
+use flowline_adapters::webhook_http::HttpSender;
 use flowline_core::auth::{KeyKind, KeyStore};
 use flowline_core::callbacks::dispatch::SweepReport;
+use flowline_core::config::Config;
 use flowline_core::http::{StatusCode, render};
-use flowline_core::lambda::{api_request, lambda_response};
 use flowline_core::routes::{Access, EVENT_FUNCTIONS, ROUTES, Route, RouteMatch, match_route};
 use flowline_core::scheduler::DispatchJob;
 use flowline_core::scheduler::in_process::InProcessScheduler;
 use flowline_core::store::memory::MemoryTable;
 use flowline_core::store::{Item, Key, Query, StoreError, Table, Write};
 use flowline_core::time::ManualClock;
-use flowline_core::webhooks::delivery::HttpSender;
 use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
+use flowline_lambda::{api_request, lambda_response};
 use jiff::{SignedDuration, Timestamp};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use serde_json::{Value, json};
@@ -44,7 +44,7 @@ fn root() -> &'static Path {
 }
 
 fn app() -> Arc<App> {
-    App::in_memory(
+    flowline::compose::in_memory(
         SIGNING_KEY,
         Config {
             public_base_url: "https://api.flowline.example.com".to_owned(),
@@ -584,22 +584,24 @@ fn recorded_at(function: &str) -> Timestamp {
 /// in-process scheduler's timers sleep in real time, so a schedule hours ahead never fires
 /// during a test: the test plays EventBridge Scheduler. Private targets are allowed, for the
 /// loopback receiver (and so the fixtures' example URL is not looked up in DNS).
-fn callback_app() -> (Arc<App>, Arc<ManualClock>) {
+fn callback_app() -> (Arc<App>, Arc<ManualClock>, Arc<InProcessScheduler>) {
     let clock = Arc::new(ManualClock::new(recorded_at("callback-create")));
-    let in_process = Arc::new(InProcessScheduler::new());
-    let adapters = Adapters {
-        store: Arc::new(MemoryTable::new()),
-        keys: Arc::new(MemoryTable::new()),
-        scheduler: in_process.clone(),
-        sender: Arc::new(HttpSender::new(true)),
-        clock: clock.clone(),
-        in_process: Some(in_process),
-    };
+    let in_process = Arc::new(InProcessScheduler::new(clock.clone()));
     let config = Config {
         public_base_url: "https://api.flowline.example.com".to_owned(),
         allow_private_targets: true,
     };
-    (App::new(adapters, SIGNING_KEY, config), clock)
+    let app = App::builder(
+        Arc::new(MemoryTable::new()),
+        Arc::new(MemoryTable::new()),
+        config,
+    )
+    .clock(clock.clone())
+    .in_process(in_process.clone())
+    .sender(Arc::new(HttpSender::new(true)))
+    .signing_key(SIGNING_KEY)
+    .build();
+    (app, clock, in_process)
 }
 
 fn move_clock_to(clock: &ManualClock, at: Timestamp) {
@@ -612,13 +614,14 @@ fn move_clock_to(clock: &ManualClock, at: Timestamp) {
 struct World {
     app: Arc<App>,
     clock: Arc<ManualClock>,
+    schedules: Arc<InProcessScheduler>,
     slug: String,
     receiver: Receiver,
     webhook_id: String,
 }
 
 async fn world() -> World {
-    let (app, clock) = callback_app();
+    let (app, clock, schedules) = callback_app();
     let slug = published_flow(&app).await;
     let receiver = Receiver::start().await;
     let request = event_with("webhook-create", &[(FIXTURE_WEBHOOK_URL, &receiver.url)]);
@@ -628,6 +631,7 @@ async fn world() -> World {
     World {
         app,
         clock,
+        schedules,
         slug,
         receiver,
         webhook_id,
@@ -661,10 +665,7 @@ impl World {
     }
 
     fn pending_schedules(&self) -> usize {
-        self.app
-            .in_process_scheduler()
-            .expect("in-process scheduler")
-            .pending()
+        self.schedules.pending()
     }
 }
 
@@ -717,7 +718,7 @@ async fn callback_create_schedules_the_fixture_callback_on_the_active_flow() {
 
 #[tokio::test]
 async fn callback_create_on_a_draft_flow_is_a_conflict() {
-    let (app, _) = callback_app();
+    let (app, _, _) = callback_app();
     let slug = existing_flow(&app).await;
     let request = event_with("callback-create", &[(FIXTURE_FLOW, &slug)]);
     let (status, body, _) = answer(callback_create::handle(&app, request).await);
@@ -854,7 +855,7 @@ async fn callback_dispatch_delivers_the_callback_now_and_records_the_session() {
 
 #[tokio::test]
 async fn webhook_create_registers_the_fixture_endpoint_and_shows_its_secret_once() {
-    let (app, _) = callback_app();
+    let (app, _, _) = callback_app();
     let (status, body, response) =
         answer(webhook_create::handle(&app, event("webhook-create")).await);
     assert_eq!(status, StatusCode::CREATED, "{body}");

@@ -4,15 +4,12 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use aws_sdk_scheduler::Client;
 use aws_sdk_scheduler::error::ProvideErrorMetadata;
 use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
 use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode, ScheduleState};
+use flowline_adapters::eventbridge::{EventBridgeScheduler, EventBridgeSettings};
 use flowline_core::ids;
-use flowline_core::scheduler::eventbridge::{EventBridgeScheduler, EventBridgeSettings, Immediate};
-use flowline_core::scheduler::in_process::InProcessScheduler;
 use flowline_core::scheduler::{DispatchJob, Scheduler};
 use flowline_core::time::parse_timestamp;
 use serde_json::{Value, json};
@@ -31,11 +28,7 @@ async fn fixture() -> Fixture {
     // the emulator's CreateScheduleGroup replaces an existing group, schedules and all).
     settings.group = format!("{}-{}", settings.group, ids::random_token(6));
     let client = Client::new(&sdk);
-    let scheduler = EventBridgeScheduler::new(
-        client.clone(),
-        settings.clone(),
-        Immediate::InProcess(Arc::new(InProcessScheduler::new())),
-    );
+    let scheduler = EventBridgeScheduler::new(client.clone(), settings.clone());
     scheduler.ensure_group().await.expect("the group is made");
     Fixture {
         scheduler,

@@ -10,10 +10,10 @@ mod common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use flowline_adapters::dynamodb::DynamoTable;
 use flowline_core::auth::{KeyKind, KeyStore};
 use flowline_core::error::ErrorCode;
 use flowline_core::ids;
-use flowline_core::store::dynamodb::DynamoTable;
 use flowline_core::store::memory::MemoryTable;
 use flowline_core::store::{
     Expect, Item, Key, MAX_WRITES_PER_TRANSACTION, Query, SortRange, StoreError, Table, Write,

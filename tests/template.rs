@@ -7,9 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use flowline_core::app::env;
+use flowline_core::config::env;
 use flowline_core::routes::{Access, EVENT_FUNCTIONS, ROUTES};
-use flowline_core::scheduler::eventbridge;
 use serde_json::{Map, Value, json};
 
 /// The template as JSON, CloudFormation's short tags (`!Ref X`, `!GetAtt A.B`, `!Sub …`) turned
@@ -289,10 +288,10 @@ fn functions_get_the_environment_lambda_requires() {
         env::KEYS_TABLE,
         env::SIGNING_KEY,
         env::PUBLIC_BASE_URL,
-        eventbridge::env::GROUP,
-        eventbridge::env::DISPATCH_FUNCTION_ARN,
-        eventbridge::env::ROLE_ARN,
-        eventbridge::env::DEAD_LETTER_ARN,
+        env::SCHEDULE_GROUP,
+        env::DISPATCH_FUNCTION_ARN,
+        env::SCHEDULER_ROLE_ARN,
+        env::DISPATCH_DLQ_ARN,
     ] {
         assert!(variables.contains_key(name), "{name} is not set");
     }

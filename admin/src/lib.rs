@@ -16,10 +16,10 @@ use std::io::Write;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use flowline_core::app::{DEFAULT_KEYS_TABLE, env};
+use flowline_adapters::dynamodb::DynamoTable;
 use flowline_core::auth::{KeyKind, KeyStore, StoredKey};
+use flowline_core::config::{DEFAULT_KEYS_TABLE, env};
 use flowline_core::store::StoreError;
-use flowline_core::store::dynamodb::DynamoTable;
 
 /// A name longer than this is a mistake, not a label.
 const MAX_NAME_CHARS: usize = 100;

@@ -245,35 +245,6 @@ impl KeyStore {
     }
 }
 
-/// What the API Gateway authorizer hands to the routes: the caller's organization, key kind
-/// and key name; nothing for a missing, unknown or revoked key (the route then answers the
-/// SPEC's 401); `auth_error` when the keys could not be read (the route answers 503).
-///
-/// The authorizer always allows: HTTP APIs cannot shape a denial's body, and the SPEC fixes
-/// that body, so the routes render it.
-pub async fn authorizer_context(
-    keys: &KeyStore,
-    authorization: Option<&str>,
-) -> serde_json::Map<String, serde_json::Value> {
-    use crate::lambda::context;
-    let mut fields = serde_json::Map::new();
-    match keys.authenticate(authorization).await {
-        Ok(caller) => {
-            fields.insert(
-                context::ORGANIZATION_ID.to_owned(),
-                caller.organization_id.into(),
-            );
-            fields.insert(context::KEY_KIND.to_owned(), caller.kind.as_str().into());
-            fields.insert(context::KEY_NAME.to_owned(), caller.key_name.into());
-        }
-        Err(err) if err.code == crate::error::ErrorCode::UpstreamUnavailable => {
-            fields.insert(context::AUTH_ERROR.to_owned(), "unavailable".into());
-        }
-        Err(_) => {}
-    }
-    fields
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

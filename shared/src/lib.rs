@@ -1,11 +1,16 @@
 //! Flowline's core: the model (types, validation, ids, state machines, page tokens, errors),
-//! the use cases, and the adapters behind traits. Function crates under `functions/` and the
-//! local server only parse requests, call in here, and render answers.
+//! the use cases, the ports they speak through (`store::Table`, `scheduler::Scheduler`,
+//! `scheduler::DispatchInvoker`, `webhooks::sender::WebhookSender`, `time::Clock`) and their
+//! embedded implementations (in-memory table, in-process scheduler). It knows no AWS, Lambda or
+//! HTTP client: those adapters live in `flowline-adapters` and `flowline-lambda`. Function
+//! crates under `functions/` and the local server only parse requests, call in here, and render
+//! answers.
 
 pub mod app;
 pub mod auth;
 pub mod callbacks;
 pub mod concurrency;
+pub mod config;
 pub mod error;
 pub mod fields;
 pub mod flow_callbacks;
@@ -13,8 +18,6 @@ pub mod flows;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
-pub mod lambda;
-pub mod logging;
 pub mod page;
 pub mod routes;
 pub mod scheduler;

@@ -6,9 +6,10 @@ pub mod receiver;
 
 use std::sync::{Arc, OnceLock};
 
+use flowline::compose::{self, Scheduling, Storage};
 use flowline_core::App;
-use flowline_core::app::{Config, Scheduling, Storage};
 use flowline_core::auth::KeyKind;
+use flowline_core::config::Config;
 use flowline_core::ids;
 use serde_json::Value;
 
@@ -107,7 +108,7 @@ pub async fn tables(
     Arc<dyn flowline_core::store::Table>,
     Arc<dyn flowline_core::store::Table>,
 ) {
-    use flowline_core::store::dynamodb::DynamoTable;
+    use flowline_adapters::dynamodb::DynamoTable;
     use flowline_core::store::memory::MemoryTable;
     match own_storage(backend).await {
         Storage::Memory => (Arc::new(MemoryTable::new()), Arc::new(MemoryTable::new())),
@@ -133,15 +134,14 @@ pub async fn scheduling(backend: Backend) -> Scheduling {
             Scheduling::EventBridge {
                 client: aws_sdk_scheduler::Client::new(&sdk),
                 settings: scheduler_settings(),
-                lambda: None,
             }
         }
     }
 }
 
 /// The schedule group of this test process, and ARNs like the template's.
-pub fn scheduler_settings() -> flowline_core::scheduler::eventbridge::EventBridgeSettings {
-    flowline_core::scheduler::eventbridge::EventBridgeSettings {
+pub fn scheduler_settings() -> flowline_adapters::eventbridge::EventBridgeSettings {
+    flowline_adapters::eventbridge::EventBridgeSettings {
         group: format!(
             "flowline-test-{}",
             &table_names().0["flowline-test-".len()..]
@@ -182,7 +182,7 @@ impl TestServer {
             public_base_url: base.clone(),
             allow_private_targets,
         };
-        let app = App::build(
+        let app = compose::build(
             own_storage(backend).await,
             scheduling(backend).await,
             SIGNING_KEY,

@@ -1,9 +1,10 @@
 //! The API Gateway (HTTP API, payload 2.0, simple responses) Lambda authorizer: reads the key
 //! of `Authorization` (`Bearer <key>` or the bare key), looks its SHA-256 up in the keys table
 //! and hands the routes the caller's organization, key kind and key name. It always allows;
-//! the routes answer 401/403/503 in the SPEC's shape (see `flowline_core::auth::authorizer_context`).
+//! the routes answer 401/403/503 in the SPEC's shape (see `flowline_lambda::authorizer::authorizer_context`).
 
-use flowline_core::auth::{KeyStore, authorizer_context};
+use flowline_core::auth::KeyStore;
+use flowline_lambda::authorizer::authorizer_context;
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
 };

@@ -1,7 +1,7 @@
 #[tokio::main]
-async fn main() -> Result<(), flowline_core::lambda::Error> {
-    let keys = flowline_core::lambda::start_authorizer().await?;
-    flowline_core::lambda::run_event(|request| async {
+async fn main() -> Result<(), flowline_lambda::Error> {
+    let keys = flowline_lambda::cloud::key_store_from_env().await?;
+    flowline_lambda::run_event(|request| async {
         Ok::<_, flowline_core::ApiError>(authorizer::handle(&keys, request).await)
     })
     .await

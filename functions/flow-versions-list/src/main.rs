@@ -1,5 +1,7 @@
+use flowline_lambda::Cloud;
+
 #[tokio::main]
-async fn main() -> Result<(), flowline_core::lambda::Error> {
-    let app = flowline_core::lambda::start().await?;
-    flowline_core::lambda::run_http(|request| flow_versions_list::handle(&app, request)).await
+async fn main() -> Result<(), flowline_lambda::Error> {
+    let app = Cloud::from_env().await?.with_page_tokens()?.app();
+    flowline_lambda::run_http(|request| flow_versions_list::handle(&app, request)).await
 }

@@ -1,5 +1,7 @@
+use flowline_lambda::Cloud;
+
 #[tokio::main]
-async fn main() -> Result<(), flowline_core::lambda::Error> {
-    let app = flowline_core::lambda::start().await?;
-    flowline_core::lambda::run_event(|tick| sweeper::handle(&app, tick)).await
+async fn main() -> Result<(), flowline_lambda::Error> {
+    let app = Cloud::from_env().await?.with_webhooks().app();
+    flowline_lambda::run_event(|tick| sweeper::handle(&app, tick)).await
 }

@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::flows::model::FlowView;
 use crate::flows::store as store_flows;
 use crate::ids;
-use crate::scheduler::DispatchJob;
+use crate::scheduler::{DispatchJob, JobRunner};
 use crate::store::Loaded;
 use crate::webhooks::delivery::{
     DISPATCH_DEADLINE, Delivered, Event, LIFECYCLE_DEADLINE, deliver, emit_until,
@@ -247,6 +247,16 @@ async fn run(
     )
     .await;
     Ok(after.callback)
+}
+
+/// What the in-process scheduler's timers run: the job, as the cloud's `dispatch` function does.
+#[async_trait::async_trait]
+impl JobRunner for App {
+    async fn run_job(&self, job: &DispatchJob) {
+        if let Err(err) = run_job(self, job).await {
+            tracing::warn!(callback = %job.callback_id, error = %err.message, "in-process dispatch failed");
+        }
+    }
 }
 
 /// What one sweep did.

@@ -120,7 +120,7 @@ pub async fn create(app: &App, organization_id: &str, new: NewCallback) -> ApiRe
         }
         None => {
             let rev = store::save(table, None, &stored).await?;
-            if let Err(err) = app.scheduler.dispatch_soon(&job).await {
+            if let Err(err) = app.invoker.invoke(&job).await {
                 let written = Loaded { value: stored, rev };
                 if let Err(cleanup) = store::remove(table, &written).await {
                     tracing::warn!(callback = %callback.id, %cleanup, "could not roll back a callback whose dispatch could not start");
@@ -161,9 +161,10 @@ pub async fn list(
         .filter("status", filters.status.map(CallbackStatus::as_str))
         .filter("source_session_id", filters.source_session_id.as_deref())
         .filter("flow", filters.flow.as_deref());
+    let tokens = app.page_tokens()?;
     let now = app.clock.now();
     let after = page_token
-        .map(|token| app.page_tokens.open(token, &scope, now))
+        .map(|token| tokens.open(token, &scope, now))
         .transpose()?;
     let (callbacks, next) = store::list_page(
         app.store.as_ref(),
@@ -175,7 +176,7 @@ pub async fn list(
     .await?;
     Ok(CallbackList {
         callbacks,
-        next_page_token: next.map(|position| app.page_tokens.issue(&scope, &position, now)),
+        next_page_token: next.map(|position| tokens.issue(&scope, &position, now)),
     })
 }
 

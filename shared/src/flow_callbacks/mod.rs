@@ -332,9 +332,10 @@ pub async fn list(
     let slug = flow_slug(app, caller, flow).await?;
     let scope =
         PageScope::new("flow_callbacks", &caller.organization_id).filter("flow", Some(&slug));
+    let tokens = app.page_tokens()?;
     let now = app.clock.now();
     let after = page_token
-        .map(|token| app.page_tokens.open(token, &scope, now))
+        .map(|token| tokens.open(token, &scope, now))
         .transpose()?;
     let limit = limit as usize;
     let query = Query {
@@ -356,6 +357,6 @@ pub async fn list(
     }
     Ok(FlowCallbackList {
         callbacks,
-        next_page_token: next.map(|position| app.page_tokens.issue(&scope, &position, now)),
+        next_page_token: next.map(|position| tokens.issue(&scope, &position, now)),
     })
 }

@@ -625,7 +625,7 @@ fn flows_scope(caller: &Caller, filters: &FlowFilters) -> PageScope {
 
 pub async fn list_flows(app: &App, caller: &Caller, request: ListFlows<'_>) -> ApiResult<FlowList> {
     let scope = flows_scope(caller, &request.filters);
-    let tokens: &PageTokens = &app.page_tokens;
+    let tokens: &PageTokens = app.page_tokens()?;
     let now = app.clock.now();
     let after = request
         .page_token
@@ -674,9 +674,10 @@ pub async fn list_versions(
     let (head, _) = resolve(app, &caller.organization_id, reference, None).await?;
     let scope = PageScope::new("flow_versions", &caller.organization_id)
         .filter("flow", Some(&head.value.slug));
+    let tokens = app.page_tokens()?;
     let now = app.clock.now();
     let after = page_token
-        .map(|token| app.page_tokens.open(token, &scope, now))
+        .map(|token| tokens.open(token, &scope, now))
         .transpose()?;
     let (versions, next) = store::versions_page(
         app.store.as_ref(),
@@ -694,6 +695,6 @@ pub async fn list_versions(
         flow_versions,
         next_page_token: cut
             .or(next)
-            .map(|position| app.page_tokens.issue(&scope, &position, now)),
+            .map(|position| tokens.issue(&scope, &position, now)),
     })
 }

@@ -1,5 +1,6 @@
-//! The local scheduler: a timer task per scheduled callback in this process, which runs the
-//! same dispatch as the cloud's `dispatch` function when it fires. Timers die with the process;
+//! The local scheduler: a timer task per scheduled callback in this process, which hands the
+//! job to a [`JobRunner`] (the application, running the same dispatch as the cloud's `dispatch`
+//! function) when it fires. It is also the local "dispatch now". Timers die with the process;
 //! the local server's sweeper then dispatches what was missed, as the cloud's sweeper would.
 
 use std::collections::HashMap;
@@ -9,62 +10,61 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use tokio::task::AbortHandle;
 
-use super::{DispatchJob, Scheduler, SchedulerError};
-use crate::app::App;
+use super::{DispatchInvoker, DispatchJob, JobRunner, Scheduler, SchedulerError};
+use crate::time::Clock;
 
-#[derive(Default)]
+type Timers = Arc<Mutex<HashMap<String, AbortHandle>>>;
+
 pub struct InProcessScheduler {
-    timers: Mutex<HashMap<String, AbortHandle>>,
-    app: OnceLock<Weak<App>>,
+    timers: Timers,
+    clock: Arc<dyn Clock>,
+    runner: OnceLock<Weak<dyn JobRunner>>,
+}
+
+fn lock(timers: &Timers) -> std::sync::MutexGuard<'_, HashMap<String, AbortHandle>> {
+    timers
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl InProcessScheduler {
-    pub fn new() -> Self {
-        Self::default()
+    /// Timers measured against `clock` (the application's).
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            timers: Timers::default(),
+            clock,
+            runner: OnceLock::new(),
+        }
     }
 
-    /// Gives the timers the app they dispatch with (the app owns the scheduler, so it comes
-    /// after both exist).
-    pub fn attach(&self, app: &Arc<App>) {
-        let _ = self.app.set(Arc::downgrade(app));
+    /// Gives the timers what runs their jobs (the application owns the scheduler, so it comes
+    /// after both exist; a weak reference, so timers never keep it alive).
+    pub fn attach(&self, runner: Weak<dyn JobRunner>) {
+        let _ = self.runner.set(runner);
     }
 
-    fn app(&self) -> Result<Weak<App>, SchedulerError> {
-        self.app.get().cloned().ok_or_else(|| {
-            SchedulerError::Refused("the in-process scheduler has no app".to_owned())
+    fn runner(&self) -> Result<Weak<dyn JobRunner>, SchedulerError> {
+        self.runner.get().cloned().ok_or_else(|| {
+            SchedulerError::Refused("the in-process scheduler has nothing to run jobs".to_owned())
         })
     }
 
-    fn timers(&self) -> std::sync::MutexGuard<'_, HashMap<String, AbortHandle>> {
-        self.timers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     fn arm(&self, job: &DispatchJob, at: Option<Timestamp>) -> Result<(), SchedulerError> {
-        let app = self.app()?;
+        let runner = self.runner()?;
         let job = job.clone();
         let callback_id = job.callback_id.clone();
+        let timers = self.timers.clone();
+        let wait = at.map(|at| at.duration_since(self.clock.now()));
         let task = tokio::spawn(async move {
-            if let Some(at) = at {
-                let now = match app.upgrade() {
-                    Some(app) => app.clock.now(),
-                    None => return,
-                };
-                let wait = at.duration_since(now).unsigned_abs();
-                if at > now {
-                    tokio::time::sleep(wait).await;
-                }
+            if let Some(wait) = wait.filter(|wait| wait.is_positive()) {
+                tokio::time::sleep(wait.unsigned_abs()).await;
             }
-            let Some(app) = app.upgrade() else { return };
-            if let Some(scheduler) = app.in_process_scheduler() {
-                scheduler.timers().remove(&job.callback_id);
-            }
-            if let Err(err) = crate::callbacks::dispatch::run_job(&app, &job).await {
-                tracing::warn!(callback = %job.callback_id, error = %err.message, "in-process dispatch failed");
+            lock(&timers).remove(&job.callback_id);
+            if let Some(runner) = runner.upgrade() {
+                runner.run_job(&job).await;
             }
         });
-        if let Some(previous) = self.timers().insert(callback_id, task.abort_handle()) {
+        if let Some(previous) = lock(&self.timers).insert(callback_id, task.abort_handle()) {
             previous.abort();
         }
         Ok(())
@@ -72,7 +72,7 @@ impl InProcessScheduler {
 
     /// How many timers are armed (for tests).
     pub fn pending(&self) -> usize {
-        self.timers().len()
+        lock(&self.timers).len()
     }
 }
 
@@ -87,13 +87,16 @@ impl Scheduler for InProcessScheduler {
     }
 
     async fn unschedule(&self, callback_id: &str) -> Result<(), SchedulerError> {
-        if let Some(timer) = self.timers().remove(callback_id) {
+        if let Some(timer) = lock(&self.timers).remove(callback_id) {
             timer.abort();
         }
         Ok(())
     }
+}
 
-    async fn dispatch_soon(&self, job: &DispatchJob) -> Result<(), SchedulerError> {
+#[async_trait]
+impl DispatchInvoker for InProcessScheduler {
+    async fn invoke(&self, job: &DispatchJob) -> Result<(), SchedulerError> {
         self.arm(job, None)
     }
 }

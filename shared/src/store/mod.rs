@@ -1,13 +1,12 @@
 //! Storage behind one small trait, [`Table`]: a single-table key-value store with atomic
 //! multi-item writes, conditional on item revisions. The use cases (flows, keys, idempotency…)
-//! are written once against it; [`dynamodb::DynamoTable`] and [`memory::MemoryTable`] are its two
-//! implementations, held to the same contract by `tests/store_conformance.rs`.
+//! are written once against it; [`memory::MemoryTable`] here and `DynamoTable` (in
+//! `flowline-adapters`) implement it, held to one contract by `tests/store_conformance.rs`.
 //!
 //! Every item has a partition key `pk`, a sort key `sk`, a revision `rev` (bumped by every
 //! conditional put, so "write only if nobody wrote since I read" is one condition), a document
 //! `doc` (the domain record), and optionally a counter `n` and an expiry `ttl` (epoch seconds).
 
-pub mod dynamodb;
 pub mod memory;
 
 use async_trait::async_trait;
@@ -199,8 +198,8 @@ pub fn split_page(mut items: Vec<Item>, limit: usize) -> (Vec<Item>, Option<Stri
     (items, next)
 }
 
-/// Checks what both implementations refuse before touching anything.
-fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
+/// Checks what every implementation refuses before touching anything.
+pub fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
     if writes.len() > MAX_WRITES_PER_TRANSACTION {
         return Err(StoreError::Corrupt(format!(
             "a transaction of {} writes is over the limit of {MAX_WRITES_PER_TRANSACTION}",

@@ -6,6 +6,7 @@
 //! `Query` and dispatch reads the subscribers oldest first from the same partition.
 
 pub mod delivery;
+pub mod sender;
 pub mod target;
 
 use jiff::Timestamp;
@@ -370,9 +371,10 @@ pub async fn list(
     page_token: Option<&str>,
 ) -> ApiResult<Page<EndpointView>> {
     let scope = PageScope::new("webhooks", &caller.organization_id);
+    let tokens = app.page_tokens()?;
     let now = app.clock.now();
     let after = page_token
-        .map(|token| app.page_tokens.open(token, &scope, now))
+        .map(|token| tokens.open(token, &scope, now))
         .transpose()?;
     let limit = limit as usize;
     let query = Query {
@@ -392,7 +394,7 @@ pub async fn list(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Page {
         items: endpoints,
-        next_page_token: next.map(|position| app.page_tokens.issue(&scope, &position, now)),
+        next_page_token: next.map(|position| tokens.issue(&scope, &position, now)),
     })
 }
 

@@ -1,13 +1,14 @@
 //! The SSRF guard: webhook URLs must be `https` and their hosts must resolve only to public
 //! addresses — never loopback, private, link-local (incl. the 169.254.169.254 metadata service),
 //! unique-local, CGNAT, multicast or unspecified ones — unless `FLOWLINE_ALLOW_PRIVATE_TARGETS=1`
-//! (local development), which also allows `http`. Checked at registration and again at every
-//! delivery, through the resolver the delivery client connects with (so a DNS answer that
-//! changed since registration cannot reach inside).
+//! (local development), which also allows `http`. Checked at registration (here) and again at
+//! every delivery, through the resolver the delivery client connects with
+//! (`flowline_adapters::webhook_http`), so a DNS answer that changed since registration cannot
+//! reach inside.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use reqwest::Url;
+use url::Url;
 
 pub fn is_public_ipv4(ip: Ipv4Addr) -> bool {
     let [a, b, ..] = ip.octets();
@@ -100,30 +101,11 @@ pub async fn check_url(text: &str, allow_private: bool) -> Result<Url, String> {
     Ok(url)
 }
 
-async fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+pub async fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
     Ok(tokio::net::lookup_host((host, port)).await?.collect())
-}
-
-/// The delivery client's resolver: answers only public addresses (or refuses the host).
-pub struct PublicOnlyResolver;
-
-impl reqwest::dns::Resolve for PublicOnlyResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addresses = resolve(&host, 0).await?;
-            if addresses.is_empty() || addresses.iter().any(|addr| !is_public_ip(addr.ip())) {
-                let refused: Box<dyn std::error::Error + Send + Sync> =
-                    format!("{host} resolves to a non-public address").into();
-                return Err(refused);
-            }
-            let addrs: reqwest::dns::Addrs = Box::new(addresses.into_iter());
-            Ok(addrs)
-        })
-    }
 }
 
 #[cfg(test)]
@@ -183,26 +165,5 @@ mod tests {
         assert!(check_url("https://93.184.216.34/hook", false).await.is_ok());
         assert!(check_url("http://127.0.0.1:9/hook", true).await.is_ok());
         assert!(check_url("not a url", true).await.is_err());
-    }
-
-    #[tokio::test]
-    async fn the_delivery_resolver_refuses_local_names() {
-        use reqwest::dns::{Name, Resolve};
-        use std::str::FromStr;
-
-        for host in ["localhost", "localhost.", "127.0.0.1", "::1"] {
-            let resolved = PublicOnlyResolver
-                .resolve(Name::from_str(host).unwrap())
-                .await;
-            assert!(resolved.is_err(), "{host} was resolved");
-        }
-        // A public address passes (a literal, so no DNS is asked).
-        let resolved = PublicOnlyResolver
-            .resolve(Name::from_str("93.184.216.34").unwrap())
-            .await
-            .expect("a public address resolves");
-        let addresses: Vec<SocketAddr> = resolved.collect();
-        assert_eq!(addresses.len(), 1);
-        assert_eq!(addresses[0].ip().to_string(), "93.184.216.34");
     }
 }

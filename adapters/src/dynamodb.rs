@@ -1,4 +1,4 @@
-//! [`Table`] on DynamoDB: one table, key `pk` (S) + `sk` (S), on-demand, TTL on `ttl`.
+//! The `Table` port on DynamoDB: one table, key `pk` (S) + `sk` (S), on-demand, TTL on `ttl`.
 //! Reads are strongly consistent (there are no GSIs: every list reads index items that the same
 //! transaction wrote, so a list always agrees with a get). Multi-item writes are one
 //! `TransactWriteItems`; single writes are one conditional `PutItem`/`DeleteItem`/`UpdateItem`.
@@ -14,9 +14,10 @@ use aws_sdk_dynamodb::types::{
     KeyType, KeysAndAttributes, Put, ReturnValue, ScalarAttributeType, TableStatus,
     TimeToLiveSpecification, TransactWriteItem, Update,
 };
+use flowline_core::store::{
+    Expect, Item, Key, Query, SortRange, StoreError, Table, Write, check_transaction,
+};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value};
-
-use super::{Expect, Item, Key, Query, SortRange, StoreError, Table, Write, check_transaction};
 
 /// BatchGetItem reads at most 100 keys a call.
 const BATCH_GET_LIMIT: usize = 100;

@@ -1,10 +1,7 @@
 //! EventBridge Scheduler: one one-time schedule per callback, named after it, in the schedule
 //! group (default `flowline-callbacks`): `at(…)` in UTC, no flexible window, deleted after it
 //! runs, targeting the dispatch function with the callback's [`DispatchJob`] as input, with a
-//! retry policy and a dead-letter queue. "Now" is an asynchronous invocation of the dispatch
-//! function instead, since a schedule cannot be in the past.
-
-use std::sync::Arc;
+//! retry policy and a dead-letter queue. ("Now" is not a schedule: see `lambda_invoke`.)
 
 use async_trait::async_trait;
 use aws_sdk_scheduler::error::{ProvideErrorMetadata, SdkError};
@@ -12,10 +9,8 @@ use aws_sdk_scheduler::types::{
     ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode,
     RetryPolicy, ScheduleState, Target,
 };
+use flowline_core::scheduler::{DispatchJob, Scheduler, SchedulerError};
 use jiff::Timestamp;
-
-use super::in_process::InProcessScheduler;
-use super::{DispatchJob, Scheduler, SchedulerError};
 
 pub const DEFAULT_GROUP: &str = "flowline-callbacks";
 /// The scheduler retries a failed invocation (dispatch is idempotent) for up to an hour;
@@ -38,18 +33,9 @@ pub struct EventBridgeSettings {
     pub dead_letter_arn: Option<String>,
 }
 
-/// How "dispatch now" happens.
-pub enum Immediate {
-    /// Asynchronous invocation of the dispatch function (the cloud).
-    Lambda(aws_sdk_lambda::Client),
-    /// In this process (a local server on EventBridge, which has no Lambda to invoke).
-    InProcess(Arc<InProcessScheduler>),
-}
-
 pub struct EventBridgeScheduler {
     client: aws_sdk_scheduler::Client,
     settings: EventBridgeSettings,
-    immediate: Immediate,
 }
 
 fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
@@ -76,16 +62,8 @@ pub fn at_expression(at: Timestamp) -> String {
 }
 
 impl EventBridgeScheduler {
-    pub fn new(
-        client: aws_sdk_scheduler::Client,
-        settings: EventBridgeSettings,
-        immediate: Immediate,
-    ) -> Self {
-        Self {
-            client,
-            settings,
-            immediate,
-        }
+    pub fn new(client: aws_sdk_scheduler::Client, settings: EventBridgeSettings) -> Self {
+        Self { client, settings }
     }
 
     /// Creates the schedule group when missing (local use; in the cloud the template owns it).
@@ -234,25 +212,6 @@ impl Scheduler for EventBridgeScheduler {
             Ok(_) => Ok(()),
             Err(err) if err.code() == Some("ResourceNotFoundException") => Ok(()),
             Err(err) => Err(classify(err)),
-        }
-    }
-
-    async fn dispatch_soon(&self, job: &DispatchJob) -> Result<(), SchedulerError> {
-        match &self.immediate {
-            Immediate::InProcess(local) => local.dispatch_soon(job).await,
-            Immediate::Lambda(lambda) => {
-                let payload = serde_json::to_vec(job)
-                    .map_err(|err| SchedulerError::Refused(err.to_string()))?;
-                lambda
-                    .invoke()
-                    .function_name(&self.settings.dispatch_function_arn)
-                    .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-                    .payload(aws_sdk_lambda::primitives::Blob::new(payload))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|err| SchedulerError::Unavailable(format!("{err}")))
-            }
         }
     }
 }

@@ -1,47 +1,19 @@
 //! The Lambda side of every HTTP function: turn the API Gateway (HTTP API, payload v2) event
 //! into an [`ApiRequest`] (the authorizer's context becomes the [`Caller`]), run the route's
-//! handler, and render its result. A function's `main` is:
-//!
-//! ```ignore
-//! let app = flowline_core::lambda::start().await?;
-//! flowline_core::lambda::run_http(|request| flow_get::handle(&app, request)).await
-//! ```
+//! handler, and render its result; and the same for non-HTTP events (scheduler input, sweeper
+//! tick, authorizer request).
 
 use std::collections::HashMap;
 use std::future::Future;
 
+use flowline_core::auth::{Caller, KeyKind};
+use flowline_core::error::ApiResult;
+use flowline_core::http::{ApiRequest, ApiResponse, render};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt, service_fn};
 
-use crate::app::App;
-use crate::auth::{Caller, KeyKind};
-use crate::error::ApiResult;
-use crate::http::{ApiRequest, ApiResponse, render};
-
-pub use lambda_http::Error;
-
-/// Names of the authorizer context entries (see `functions/authorizer`).
-pub mod context {
-    pub const ORGANIZATION_ID: &str = "organization_id";
-    pub const KEY_KIND: &str = "key_kind";
-    pub const KEY_NAME: &str = "key_name";
-    /// Set (to `unavailable`) when the authorizer could not read the keys table.
-    pub const AUTH_ERROR: &str = "auth_error";
-}
-
-/// JSON logs, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    crate::logging::init(true);
-}
-
-/// Start-up of an HTTP function: logging, then the app from the environment.
-pub async fn start() -> Result<std::sync::Arc<App>, Error> {
-    init_tracing();
-    App::for_lambda().await.map_err(|err| {
-        tracing::error!(error = %err, "start-up failed");
-        Error::from(err.to_string())
-    })
-}
+use crate::Error;
+use crate::authorizer::context;
 
 /// Serves `handler` as this Lambda function's HTTP handler.
 pub async fn run_http<F, Fut>(handler: F) -> Result<(), Error>
@@ -83,7 +55,7 @@ where
     E: serde::de::DeserializeOwned + Send,
     R: serde::Serialize,
     F: Fn(E) -> Fut + Sync,
-    Fut: Future<Output = Result<R, crate::ApiError>> + Send,
+    Fut: Future<Output = Result<R, flowline_core::ApiError>> + Send,
 {
     let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
@@ -125,23 +97,13 @@ pub fn api_request(event: lambda_http::Request) -> ApiRequest {
 }
 
 /// A 503 when the authorizer says the keys table was unreachable.
-fn auth_failure_of(context: &RequestContext) -> Option<crate::ApiError> {
+fn auth_failure_of(context: &RequestContext) -> Option<flowline_core::ApiError> {
     let RequestContext::ApiGatewayV2(context) = context else {
         return None;
     };
     let fields = &context.authorizer.as_ref()?.fields;
-    (fields.get(context::AUTH_ERROR)?.as_str()? == "unavailable").then(crate::ApiError::unavailable)
-}
-
-/// The keys table of the authorizer (`FLOWLINE_KEYS_TABLE`): all it needs, so it starts fast.
-pub async fn start_authorizer() -> Result<crate::auth::KeyStore, Error> {
-    init_tracing();
-    let table = std::env::var(crate::app::env::KEYS_TABLE)
-        .map_err(|_| Error::from(format!("{} is not set", crate::app::env::KEYS_TABLE)))?;
-    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk_config);
-    let table = crate::store::dynamodb::DynamoTable::new(client, table);
-    Ok(crate::auth::KeyStore::new(std::sync::Arc::new(table)))
+    (fields.get(context::AUTH_ERROR)?.as_str()? == "unavailable")
+        .then(flowline_core::ApiError::unavailable)
 }
 
 pub fn lambda_response(response: ApiResponse) -> lambda_http::Response<Body> {

@@ -1,0 +1,42 @@
+//! The API Gateway Lambda authorizer's side of authentication: what it hands the routes in the
+//! request context, under which names (`http.rs` reads them back into a `Caller`).
+
+use flowline_core::auth::KeyStore;
+use flowline_core::error::ErrorCode;
+
+/// Names of the authorizer context entries (see `functions/authorizer`).
+pub mod context {
+    pub const ORGANIZATION_ID: &str = "organization_id";
+    pub const KEY_KIND: &str = "key_kind";
+    pub const KEY_NAME: &str = "key_name";
+    /// Set (to `unavailable`) when the authorizer could not read the keys table.
+    pub const AUTH_ERROR: &str = "auth_error";
+}
+
+/// What the API Gateway authorizer hands to the routes: the caller's organization, key kind
+/// and key name; nothing for a missing, unknown or revoked key (the route then answers the
+/// SPEC's 401); `auth_error` when the keys could not be read (the route answers 503).
+///
+/// The authorizer always allows: HTTP APIs cannot shape a denial's body, and the SPEC fixes
+/// that body, so the routes render it.
+pub async fn authorizer_context(
+    keys: &KeyStore,
+    authorization: Option<&str>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut fields = serde_json::Map::new();
+    match keys.authenticate(authorization).await {
+        Ok(caller) => {
+            fields.insert(
+                context::ORGANIZATION_ID.to_owned(),
+                caller.organization_id.into(),
+            );
+            fields.insert(context::KEY_KIND.to_owned(), caller.kind.as_str().into());
+            fields.insert(context::KEY_NAME.to_owned(), caller.key_name.into());
+        }
+        Err(err) if err.code == ErrorCode::UpstreamUnavailable => {
+            fields.insert(context::AUTH_ERROR.to_owned(), "unavailable".into());
+        }
+        Err(_) => {}
+    }
+    fields
+}

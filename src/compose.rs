@@ -1,0 +1,142 @@
+//! The local server's composition root: which store and scheduler it runs on, and the
+//! application made of them. The embedded parts come from `flowline-core`, the AWS ones and the
+//! HTTP webhook sender from `flowline-adapters` — the same adapters the Lambda functions use.
+
+use std::sync::Arc;
+
+use flowline_adapters::dynamodb::DynamoTable;
+use flowline_adapters::eventbridge::{EventBridgeScheduler, EventBridgeSettings};
+use flowline_adapters::webhook_http::HttpSender;
+use flowline_core::App;
+use flowline_core::config::{
+    self, Config, DEFAULT_KEYS_TABLE, DEFAULT_SCHEDULE_GROUP, DEFAULT_TABLE, StartupError, env,
+};
+use flowline_core::scheduler::in_process::InProcessScheduler;
+use flowline_core::store::Table;
+use flowline_core::store::memory::MemoryTable;
+use flowline_core::time::{Clock, SystemClock};
+
+/// Which tables to use.
+pub enum Storage {
+    Memory,
+    DynamoDb {
+        client: aws_sdk_dynamodb::Client,
+        table: String,
+        keys_table: String,
+    },
+}
+
+impl Storage {
+    /// DynamoDB with the table names of the environment (or the defaults).
+    pub fn dynamodb(sdk_config: &aws_config::SdkConfig) -> Self {
+        Self::DynamoDb {
+            client: aws_sdk_dynamodb::Client::new(sdk_config),
+            table: config::var(env::TABLE).unwrap_or_else(|| DEFAULT_TABLE.to_owned()),
+            keys_table: config::var(env::KEYS_TABLE)
+                .unwrap_or_else(|| DEFAULT_KEYS_TABLE.to_owned()),
+        }
+    }
+
+    /// The main and keys tables; `create` makes missing DynamoDB tables (local use: in the
+    /// cloud the SAM template owns them).
+    pub async fn open(
+        self,
+        create: bool,
+    ) -> Result<(Arc<dyn Table>, Arc<dyn Table>), StartupError> {
+        match self {
+            Self::Memory => Ok((Arc::new(MemoryTable::new()), Arc::new(MemoryTable::new()))),
+            Self::DynamoDb {
+                client,
+                table,
+                keys_table,
+            } => {
+                let store = DynamoTable::new(client.clone(), table);
+                let keys = DynamoTable::new(client, keys_table);
+                if create {
+                    store.ensure_exists().await?;
+                    keys.ensure_exists().await?;
+                }
+                Ok((Arc::new(store), Arc::new(keys)))
+            }
+        }
+    }
+}
+
+/// Which scheduler to use. "Dispatch now" always runs in this process: a local server has no
+/// dispatch function to invoke.
+pub enum Scheduling {
+    InProcess,
+    EventBridge {
+        client: aws_sdk_scheduler::Client,
+        settings: EventBridgeSettings,
+    },
+}
+
+impl Scheduling {
+    /// EventBridge Scheduler with the settings of the environment, or placeholders (the
+    /// emulator never fires schedules, so their target need not exist).
+    pub fn eventbridge(sdk_config: &aws_config::SdkConfig) -> Self {
+        let or = |name, local: &str| config::var(name).unwrap_or_else(|| local.to_owned());
+        let settings = EventBridgeSettings {
+            group: or(env::SCHEDULE_GROUP, DEFAULT_SCHEDULE_GROUP),
+            dispatch_function_arn: or(
+                env::DISPATCH_FUNCTION_ARN,
+                "arn:aws:lambda:us-east-1:000000000000:function:flowline-dispatch",
+            ),
+            role_arn: or(
+                env::SCHEDULER_ROLE_ARN,
+                "arn:aws:iam::000000000000:role/flowline-scheduler",
+            ),
+            dead_letter_arn: config::var(env::DISPATCH_DLQ_ARN),
+        };
+        Self::EventBridge {
+            client: aws_sdk_scheduler::Client::new(sdk_config),
+            settings,
+        }
+    }
+}
+
+/// The local application. `create_resources` makes missing tables and the schedule group.
+pub async fn build(
+    storage: Storage,
+    scheduling: Scheduling,
+    signing_key: &[u8],
+    config: Config,
+    create_resources: bool,
+) -> Result<Arc<App>, StartupError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (store, keys) = storage.open(create_resources).await?;
+    let in_process = Arc::new(InProcessScheduler::new(clock.clone()));
+    let sender = Arc::new(HttpSender::new(config.allow_private_targets));
+    let builder = App::builder(store, keys, config)
+        .clock(clock)
+        .sender(sender)
+        .signing_key(signing_key);
+    let builder = match scheduling {
+        Scheduling::InProcess => builder.in_process(in_process),
+        Scheduling::EventBridge { client, settings } => {
+            let group = settings.group.clone();
+            let scheduler = EventBridgeScheduler::new(client, settings);
+            if create_resources {
+                scheduler
+                    .ensure_group()
+                    .await
+                    .map_err(|err| StartupError::Invalid {
+                        name: env::SCHEDULE_GROUP,
+                        reason: format!("{group}: {err}"),
+                    })?;
+            }
+            builder
+                .scheduler(Arc::new(scheduler))
+                .in_process_invoker(in_process)
+        }
+    };
+    Ok(builder.build())
+}
+
+/// An application on fresh in-memory tables with the in-process scheduler and real webhook
+/// deliveries (what `cargo run` starts with `FLOWLINE_STORE=memory`).
+pub fn in_memory(signing_key: &[u8], config: Config) -> Arc<App> {
+    let sender = Arc::new(HttpSender::new(config.allow_private_targets));
+    App::embedded(signing_key, config, sender)
+}
