@@ -60,7 +60,7 @@ async fn without_configured_keys_the_server_prints_a_working_key_pair() {
     let (public, private) = (key("public key"), key("private key"));
     assert!(public.starts_with("pk_") && private.starts_with("sk_"));
     let base = listening_url(&lines);
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let created = client
         .post(format!("{base}/v1/flows"))
         .bearer_auth(&private)
@@ -90,7 +90,7 @@ async fn configured_keys_belong_to_their_organizations() {
         "no key is printed when keys are configured"
     );
     let base = listening_url(&lines);
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let created = client
         .post(format!("{base}/v1/flows"))
         .bearer_auth("sk_alpha_key_1")

@@ -10,6 +10,13 @@ use bytes::Bytes;
 use flowline_core::webhooks::sender::{Attempt, MAX_ANSWER_BYTES, WebhookSender};
 use flowline_core::webhooks::target;
 
+/// Makes the AWS SDK's crypto provider (aws-lc-rs) the process's default for rustls, which
+/// reqwest builds its TLS configuration with: one TLS and crypto stack per process. Any reqwest
+/// client of the process needs it; calling it again changes nothing.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 pub struct HttpSender {
     /// Built on the first delivery: most functions never deliver, and loading TLS roots is
     /// start-up time they should not pay.
@@ -27,6 +34,7 @@ impl HttpSender {
 
     fn client(&self) -> &reqwest::Client {
         self.client.get_or_init(|| {
+            install_tls_provider();
             let mut builder = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .no_proxy()

@@ -48,6 +48,12 @@ macro_rules! on_every_store {
     };
 }
 
+/// A plain HTTP client for the tests (with the process's TLS provider, as reqwest needs one).
+pub fn http_client() -> reqwest::Client {
+    flowline_adapters::webhook_http::install_tls_provider();
+    reqwest::Client::new()
+}
+
 /// The emulator's SDK configuration; fails loudly when the suite runs without it.
 pub async fn emulator_config() -> aws_config::SdkConfig {
     assert!(
@@ -200,7 +206,7 @@ impl TestServer {
         Self {
             base,
             app,
-            client: reqwest::Client::new(),
+            client: http_client(),
             backend,
         }
     }
@@ -220,7 +226,7 @@ impl TestServer {
         Self {
             base,
             app,
-            client: reqwest::Client::new(),
+            client: http_client(),
             backend,
         }
     }
