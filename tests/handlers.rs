@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::receiver::{Receiver, Reply};
+use common::wiring::Rig;
 use flowline_adapters::webhook_http::HttpSender;
 use flowline_core::auth::{KeyKind, KeyStore};
 use flowline_core::callbacks::dispatch::SweepReport;
@@ -19,11 +20,11 @@ use flowline_core::config::Config;
 use flowline_core::http::{StatusCode, render};
 use flowline_core::routes::{Access, EVENT_FUNCTIONS, ROUTES, Route, RouteMatch, match_route};
 use flowline_core::scheduler::DispatchJob;
-use flowline_core::scheduler::in_process::InProcessScheduler;
+
 use flowline_core::store::memory::MemoryTable;
 use flowline_core::store::{Item, Key, Query, StoreError, Table, Write};
-use flowline_core::time::ManualClock;
-use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
+use flowline_core::time::{ManualClock, SystemClock};
+use flowline_core::{ApiRequest, ApiResponse, ApiResult};
 use flowline_lambda::{api_request, lambda_response};
 use jiff::{SignedDuration, Timestamp};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
@@ -43,13 +44,16 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn app() -> Arc<App> {
-    flowline::compose::in_memory(
-        SIGNING_KEY,
+/// In-memory tables with each function's application wired as its `main` wires it.
+fn app() -> Rig {
+    Rig::new(
+        Arc::new(SystemClock),
+        Arc::new(HttpSender::new(false)),
         Config {
             public_base_url: "https://api.flowline.example.com".to_owned(),
             allow_private_targets: false,
         },
+        SIGNING_KEY,
     )
 }
 
@@ -111,16 +115,18 @@ fn timestamp(value: &Value) -> Timestamp {
 }
 
 /// The fixture's organization's flow, created through the `flow-create` fixture.
-async fn existing_flow(app: &App) -> String {
-    let (status, body, _) = answer(flow_create::handle(app, event("flow-create")).await);
+async fn existing_flow(app: &Rig) -> String {
+    let (status, body, _) =
+        answer(flow_create::handle(&app.wired("flow-create"), event("flow-create")).await);
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["slug"].as_str().expect("a slug").to_owned()
 }
 
-async fn published_flow(app: &App) -> String {
+async fn published_flow(app: &Rig) -> String {
     let slug = existing_flow(app).await;
-    let (status, body, _) =
-        answer(flow_publish::handle(app, event_on("flow-publish", &slug)).await);
+    let (status, body, _) = answer(
+        flow_publish::handle(&app.wired("flow-publish"), event_on("flow-publish", &slug)).await,
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     slug
 }
@@ -409,7 +415,8 @@ async fn flow_create_creates_the_fixture_flow_as_draft_version_one() {
     let app = app();
     let request = event("flow-create");
     let organization = request.caller.clone().unwrap().organization_id;
-    let (status, body, response) = answer(flow_create::handle(&app, request).await);
+    let (status, body, response) =
+        answer(flow_create::handle(&app.wired("flow-create"), request).await);
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert!(response.headers.contains_key("etag"));
     assert_eq!(body["name"], "Missed-call callback");
@@ -430,7 +437,8 @@ async fn flow_create_creates_the_fixture_flow_as_draft_version_one() {
     assert!(body["code_snippet"].as_str().unwrap().contains(slug));
 
     // The fixture's Idempotency-Key makes a second invocation a replay.
-    let (status, again, response) = answer(flow_create::handle(&app, event("flow-create")).await);
+    let (status, again, response) =
+        answer(flow_create::handle(&app.wired("flow-create"), event("flow-create")).await);
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(again["slug"], slug);
     assert_eq!(
@@ -440,9 +448,10 @@ async fn flow_create_creates_the_fixture_flow_as_draft_version_one() {
             .map(|v| v.to_str().unwrap()),
         Some("true")
     );
-    let stored = flowline_core::flows::store::load_head(app.store.as_ref(), &organization, slug)
-        .await
-        .unwrap();
+    let stored =
+        flowline_core::flows::store::load_head(app.full().store.as_ref(), &organization, slug)
+            .await
+            .unwrap();
     assert!(
         stored.is_some(),
         "stored under the authorizer's organization"
@@ -453,7 +462,8 @@ async fn flow_create_creates_the_fixture_flow_as_draft_version_one() {
 async fn flow_list_lists_the_organizations_drafts() {
     let app = app();
     let slug = existing_flow(&app).await;
-    let (status, body, _) = answer(flow_list::handle(&app, event("flow-list")).await);
+    let (status, body, _) =
+        answer(flow_list::handle(&app.wired("flow-list"), event("flow-list")).await);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["page_size"], 10);
     assert_eq!(body["total_records"], 1);
@@ -464,10 +474,12 @@ async fn flow_list_lists_the_organizations_drafts() {
 #[tokio::test]
 async fn flow_validate_finds_the_fixture_body_valid_and_stores_nothing() {
     let app = app();
-    let (status, body, _) = answer(flow_validate::handle(&app, event("flow-validate")).await);
+    let (status, body, _) =
+        answer(flow_validate::handle(&app.wired("flow-validate"), event("flow-validate")).await);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({"valid": true, "problems": []}));
-    let (_, listed, _) = answer(flow_list::handle(&app, event("flow-list")).await);
+    let (_, listed, _) =
+        answer(flow_list::handle(&app.wired("flow-list"), event("flow-list")).await);
     assert_eq!(listed["total_records"], 0);
 }
 
@@ -476,14 +488,15 @@ async fn flow_get_answers_the_flow_of_the_path() {
     let app = app();
     let slug = existing_flow(&app).await;
     let (status, body, response) =
-        answer(flow_get::handle(&app, event_on("flow-get", &slug)).await);
+        answer(flow_get::handle(&app.wired("flow-get"), event_on("flow-get", &slug)).await);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(response.headers.contains_key("etag"));
     assert_eq!(body["slug"], slug.as_str());
     assert_eq!(body["name"], "Missed-call callback");
 
     // The fixture as it stands names a flow no organization has.
-    let (status, body, _) = answer(flow_get::handle(&app, event("flow-get")).await);
+    let (status, body, _) =
+        answer(flow_get::handle(&app.wired("flow-get"), event("flow-get")).await);
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["code"], "NOT_FOUND");
 }
@@ -492,7 +505,9 @@ async fn flow_get_answers_the_flow_of_the_path() {
 async fn flow_update_changes_the_draft() {
     let app = app();
     let slug = existing_flow(&app).await;
-    let (status, body, _) = answer(flow_update::handle(&app, event_on("flow-update", &slug)).await);
+    let (status, body, _) = answer(
+        flow_update::handle(&app.wired("flow-update"), event_on("flow-update", &slug)).await,
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["name"], "Missed-call callback (billing)");
     assert_eq!(body["version"], 1);
@@ -505,10 +520,13 @@ async fn flow_update_changes_the_draft() {
 async fn flow_delete_archives_every_version() {
     let app = app();
     let slug = existing_flow(&app).await;
-    let (status, body, _) = answer(flow_delete::handle(&app, event_on("flow-delete", &slug)).await);
+    let (status, body, _) = answer(
+        flow_delete::handle(&app.wired("flow-delete"), event_on("flow-delete", &slug)).await,
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["message"].as_str().unwrap().contains(&slug));
-    let (_, flow, _) = answer(flow_get::handle(&app, event_on("flow-get", &slug)).await);
+    let (_, flow, _) =
+        answer(flow_get::handle(&app.wired("flow-get"), event_on("flow-get", &slug)).await);
     assert_eq!(flow["status"], "ARCHIVED");
 }
 
@@ -516,11 +534,21 @@ async fn flow_delete_archives_every_version() {
 async fn flow_versions_list_lists_highest_first() {
     let app = app();
     let slug = published_flow(&app).await;
-    let (status, _, _) =
-        answer(flow_version_create::handle(&app, event_on("flow-version-create", &slug)).await);
+    let (status, _, _) = answer(
+        flow_version_create::handle(
+            &app.wired("flow-version-create"),
+            event_on("flow-version-create", &slug),
+        )
+        .await,
+    );
     assert_eq!(status, StatusCode::CREATED);
-    let (status, body, _) =
-        answer(flow_versions_list::handle(&app, event_on("flow-versions-list", &slug)).await);
+    let (status, body, _) = answer(
+        flow_versions_list::handle(
+            &app.wired("flow-versions-list"),
+            event_on("flow-versions-list", &slug),
+        )
+        .await,
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     let versions: Vec<(Value, Value)> = body["flow_versions"]
         .as_array()
@@ -538,8 +566,13 @@ async fn flow_versions_list_lists_highest_first() {
 async fn flow_version_create_copies_version_one_into_a_draft() {
     let app = app();
     let slug = published_flow(&app).await;
-    let (status, body, _) =
-        answer(flow_version_create::handle(&app, event_on("flow-version-create", &slug)).await);
+    let (status, body, _) = answer(
+        flow_version_create::handle(
+            &app.wired("flow-version-create"),
+            event_on("flow-version-create", &slug),
+        )
+        .await,
+    );
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(
         (body["version"].clone(), body["status"].clone()),
@@ -547,8 +580,13 @@ async fn flow_version_create_copies_version_one_into_a_draft() {
     );
     assert_eq!(body["name"], "Missed-call callback");
     // A second draft is a conflict.
-    let (status, body, _) =
-        answer(flow_version_create::handle(&app, event_on("flow-version-create", &slug)).await);
+    let (status, body, _) = answer(
+        flow_version_create::handle(
+            &app.wired("flow-version-create"),
+            event_on("flow-version-create", &slug),
+        )
+        .await,
+    );
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 }
 
@@ -556,16 +594,18 @@ async fn flow_version_create_copies_version_one_into_a_draft() {
 async fn flow_publish_makes_version_one_active() {
     let app = app();
     let slug = existing_flow(&app).await;
-    let (status, body, _) =
-        answer(flow_publish::handle(&app, event_on("flow-publish", &slug)).await);
+    let (status, body, _) = answer(
+        flow_publish::handle(&app.wired("flow-publish"), event_on("flow-publish", &slug)).await,
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         (body["version"].clone(), body["status"].clone()),
         (json!(1), json!("ACTIVE"))
     );
     // Publishing it again: it is already ACTIVE.
-    let (status, body, _) =
-        answer(flow_publish::handle(&app, event_on("flow-publish", &slug)).await);
+    let (status, body, _) = answer(
+        flow_publish::handle(&app.wired("flow-publish"), event_on("flow-publish", &slug)).await,
+    );
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 }
 
@@ -584,24 +624,19 @@ fn recorded_at(function: &str) -> Timestamp {
 /// in-process scheduler's timers sleep in real time, so a schedule hours ahead never fires
 /// during a test: the test plays EventBridge Scheduler. Private targets are allowed, for the
 /// loopback receiver (and so the fixtures' example URL is not looked up in DNS).
-fn callback_app() -> (Arc<App>, Arc<ManualClock>, Arc<InProcessScheduler>) {
+fn callback_app() -> (Rig, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(recorded_at("callback-create")));
-    let in_process = Arc::new(InProcessScheduler::new(clock.clone()));
     let config = Config {
         public_base_url: "https://api.flowline.example.com".to_owned(),
         allow_private_targets: true,
     };
-    let app = App::builder(
-        Arc::new(MemoryTable::new()),
-        Arc::new(MemoryTable::new()),
+    let rig = Rig::new(
+        clock.clone(),
+        Arc::new(HttpSender::new(true)),
         config,
-    )
-    .clock(clock.clone())
-    .in_process(in_process.clone())
-    .sender(Arc::new(HttpSender::new(true)))
-    .signing_key(SIGNING_KEY)
-    .build();
-    (app, clock, in_process)
+        SIGNING_KEY,
+    );
+    (rig, clock)
 }
 
 fn move_clock_to(clock: &ManualClock, at: Timestamp) {
@@ -612,26 +647,25 @@ fn move_clock_to(clock: &ManualClock, at: Timestamp) {
 /// What the callback fixtures need: the fixture organization's published flow and its webhook
 /// endpoint (made by the `webhook-create` fixture) pointing at a local receiver.
 struct World {
-    app: Arc<App>,
+    app: Rig,
     clock: Arc<ManualClock>,
-    schedules: Arc<InProcessScheduler>,
     slug: String,
     receiver: Receiver,
     webhook_id: String,
 }
 
 async fn world() -> World {
-    let (app, clock, schedules) = callback_app();
+    let (app, clock) = callback_app();
     let slug = published_flow(&app).await;
     let receiver = Receiver::start().await;
     let request = event_with("webhook-create", &[(FIXTURE_WEBHOOK_URL, &receiver.url)]);
-    let (status, body, _) = answer(webhook_create::handle(&app, request).await);
+    let (status, body, _) =
+        answer(webhook_create::handle(&app.wired("webhook-create"), request).await);
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let webhook_id = body["id"].as_str().expect("an id").to_owned();
     World {
         app,
         clock,
-        schedules,
         slug,
         receiver,
         webhook_id,
@@ -642,7 +676,8 @@ impl World {
     /// The `callback-create` fixture's callback, on this world's flow: its id and `scheduled_at`.
     async fn scheduled_callback(&self) -> (String, Timestamp) {
         let request = event_with("callback-create", &[(FIXTURE_FLOW, &self.slug)]);
-        let (status, body, _) = answer(callback_create::handle(&self.app, request).await);
+        let (status, body, _) =
+            answer(callback_create::handle(&self.app.wired("callback-create"), request).await);
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let id = body["id"].as_str().expect("an id").to_owned();
         (id, timestamp(&body["scheduled_at"]))
@@ -659,13 +694,14 @@ impl World {
 
     async fn callback(&self, id: &str) -> Value {
         let request = self.on_callback("callback-get", id);
-        let (status, body, _) = answer(callback_get::handle(&self.app, request).await);
+        let (status, body, _) =
+            answer(callback_get::handle(&self.app.wired("callback-get"), request).await);
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
 
     fn pending_schedules(&self) -> usize {
-        self.schedules.pending()
+        self.app.timers().pending()
     }
 }
 
@@ -673,7 +709,8 @@ impl World {
 async fn callback_create_schedules_the_fixture_callback_on_the_active_flow() {
     let world = world().await;
     let request = event_with("callback-create", &[(FIXTURE_FLOW, &world.slug)]);
-    let (status, body, response) = answer(callback_create::handle(&world.app, request).await);
+    let (status, body, response) =
+        answer(callback_create::handle(&world.app.wired("callback-create"), request).await);
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert!(response.headers.contains_key("etag"));
     let id = body["id"].as_str().unwrap();
@@ -703,7 +740,8 @@ async fn callback_create_schedules_the_fixture_callback_on_the_active_flow() {
 
     // The fixture's Idempotency-Key makes a second invocation a replay.
     let request = event_with("callback-create", &[(FIXTURE_FLOW, &world.slug)]);
-    let (status, again, response) = answer(callback_create::handle(&world.app, request).await);
+    let (status, again, response) =
+        answer(callback_create::handle(&world.app.wired("callback-create"), request).await);
     assert_eq!(status, StatusCode::CREATED, "{again}");
     assert_eq!(again["id"], id);
     assert_eq!(
@@ -718,10 +756,11 @@ async fn callback_create_schedules_the_fixture_callback_on_the_active_flow() {
 
 #[tokio::test]
 async fn callback_create_on_a_draft_flow_is_a_conflict() {
-    let (app, _, _) = callback_app();
+    let (app, _) = callback_app();
     let slug = existing_flow(&app).await;
     let request = event_with("callback-create", &[(FIXTURE_FLOW, &slug)]);
-    let (status, body, _) = answer(callback_create::handle(&app, request).await);
+    let (status, body, _) =
+        answer(callback_create::handle(&app.wired("callback-create"), request).await);
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], "CONFLICT");
 }
@@ -731,7 +770,8 @@ async fn callback_list_lists_the_scheduled_callbacks_of_the_flow() {
     let world = world().await;
     let (id, _) = world.scheduled_callback().await;
     let request = event_with("callback-list", &[(FIXTURE_FLOW, &world.slug)]);
-    let (status, body, _) = answer(callback_list::handle(&world.app, request).await);
+    let (status, body, _) =
+        answer(callback_list::handle(&world.app.wired("callback-list"), request).await);
     assert_eq!(status, StatusCode::OK, "{body}");
     let ids: Vec<&str> = body["callbacks"]
         .as_array()
@@ -743,7 +783,9 @@ async fn callback_list_lists_the_scheduled_callbacks_of_the_flow() {
     assert!(body.get("next_page_token").is_none());
 
     // The fixture's filters as they stand name a flow the organization does not have.
-    let (status, body, _) = answer(callback_list::handle(&world.app, event("callback-list")).await);
+    let (status, body, _) = answer(
+        callback_list::handle(&world.app.wired("callback-list"), event("callback-list")).await,
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["callbacks"], json!([]));
 }
@@ -753,14 +795,16 @@ async fn callback_get_answers_the_callback_of_the_path() {
     let world = world().await;
     let (id, _) = world.scheduled_callback().await;
     let request = world.on_callback("callback-get", &id);
-    let (status, body, response) = answer(callback_get::handle(&world.app, request).await);
+    let (status, body, response) =
+        answer(callback_get::handle(&world.app.wired("callback-get"), request).await);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(response.headers.contains_key("etag"));
     assert_eq!(body["id"], id.as_str());
     assert_eq!(body["status"], "scheduled");
 
     // The fixture as it stands names a callback no organization has.
-    let (status, body, _) = answer(callback_get::handle(&world.app, event("callback-get")).await);
+    let (status, body, _) =
+        answer(callback_get::handle(&world.app.wired("callback-get"), event("callback-get")).await);
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["code"], "NOT_FOUND");
 }
@@ -770,7 +814,8 @@ async fn callback_update_reschedules_the_callback() {
     let world = world().await;
     let (id, _) = world.scheduled_callback().await;
     let request = world.on_callback("callback-update", &id);
-    let (status, body, response) = answer(callback_update::handle(&world.app, request).await);
+    let (status, body, response) =
+        answer(callback_update::handle(&world.app.wired("callback-update"), request).await);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(response.headers.contains_key("etag"));
     assert_eq!(body["status"], "scheduled");
@@ -802,7 +847,8 @@ async fn callback_cancel_cancels_with_the_fixture_reason() {
     let world = world().await;
     let (id, _) = world.scheduled_callback().await;
     let request = world.on_callback("callback-cancel", &id);
-    let (status, body, _) = answer(callback_cancel::handle(&world.app, request).await);
+    let (status, body, _) =
+        answer(callback_cancel::handle(&world.app.wired("callback-cancel"), request).await);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "cancelled");
     assert!(
@@ -816,7 +862,8 @@ async fn callback_cancel_cancels_with_the_fixture_reason() {
 
     // Cancelling a cancelled callback changes nothing.
     let request = world.on_callback("callback-cancel", &id);
-    let (status, again, _) = answer(callback_cancel::handle(&world.app, request).await);
+    let (status, again, _) =
+        answer(callback_cancel::handle(&world.app.wired("callback-cancel"), request).await);
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again, body);
 }
@@ -829,7 +876,8 @@ async fn callback_dispatch_delivers_the_callback_now_and_records_the_session() {
         .receiver
         .script([Reply::session("sess_acme_runtime_5f2c9a")]);
     let request = world.on_callback("callback-dispatch", &id);
-    let (status, body, _) = answer(callback_dispatch::handle(&world.app, request).await);
+    let (status, body, _) =
+        answer(callback_dispatch::handle(&world.app.wired("callback-dispatch"), request).await);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "dispatched", "{body}");
     assert_eq!(body["created_session_id"], "sess_acme_runtime_5f2c9a");
@@ -848,16 +896,17 @@ async fn callback_dispatch_delivers_the_callback_now_and_records_the_session() {
 
     // A dispatched callback cannot be dispatched again.
     let request = world.on_callback("callback-dispatch", &id);
-    let (status, body, _) = answer(callback_dispatch::handle(&world.app, request).await);
+    let (status, body, _) =
+        answer(callback_dispatch::handle(&world.app.wired("callback-dispatch"), request).await);
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(world.receiver.of_type("callback.dispatch").len(), 1);
 }
 
 #[tokio::test]
 async fn webhook_create_registers_the_fixture_endpoint_and_shows_its_secret_once() {
-    let (app, _, _) = callback_app();
+    let (app, _) = callback_app();
     let (status, body, response) =
-        answer(webhook_create::handle(&app, event("webhook-create")).await);
+        answer(webhook_create::handle(&app.wired("webhook-create"), event("webhook-create")).await);
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert!(response.headers.contains_key("etag"));
     let id = body["id"].as_str().unwrap();
@@ -878,7 +927,7 @@ async fn webhook_create_registers_the_fixture_endpoint_and_shows_its_secret_once
     // The fixture's Idempotency-Key makes a second invocation a replay: the first answer
     // again (SPEC §1), secret included, so a client that lost it can still have it.
     let (status, again, response) =
-        answer(webhook_create::handle(&app, event("webhook-create")).await);
+        answer(webhook_create::handle(&app.wired("webhook-create"), event("webhook-create")).await);
     assert_eq!(status, StatusCode::CREATED, "{again}");
     assert_eq!(again["id"], id);
     assert_eq!(again["secret"], body["secret"], "{again}");
@@ -894,7 +943,8 @@ async fn webhook_create_registers_the_fixture_endpoint_and_shows_its_secret_once
 #[tokio::test]
 async fn webhook_list_lists_the_endpoints_without_secrets() {
     let world = world().await;
-    let (status, body, _) = answer(webhook_list::handle(&world.app, event("webhook-list")).await);
+    let (status, body, _) =
+        answer(webhook_list::handle(&world.app.wired("webhook-list"), event("webhook-list")).await);
     assert_eq!(status, StatusCode::OK, "{body}");
     let webhooks = body["webhooks"].as_array().unwrap();
     assert_eq!(webhooks.len(), 1);
@@ -907,15 +957,21 @@ async fn webhook_list_lists_the_endpoints_without_secrets() {
 #[tokio::test]
 async fn webhook_get_answers_the_endpoint_of_the_path() {
     let world = world().await;
-    let (status, body, response) =
-        answer(webhook_get::handle(&world.app, world.on_webhook("webhook-get")).await);
+    let (status, body, response) = answer(
+        webhook_get::handle(
+            &world.app.wired("webhook-get"),
+            world.on_webhook("webhook-get"),
+        )
+        .await,
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(response.headers.contains_key("etag"));
     assert_eq!(body["id"], world.webhook_id.as_str());
     assert!(body.get("secret").is_none());
 
     // The fixture as it stands names an endpoint no organization has.
-    let (status, body, _) = answer(webhook_get::handle(&world.app, event("webhook-get")).await);
+    let (status, body, _) =
+        answer(webhook_get::handle(&world.app.wired("webhook-get"), event("webhook-get")).await);
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["code"], "NOT_FOUND");
 }
@@ -923,8 +979,13 @@ async fn webhook_get_answers_the_endpoint_of_the_path() {
 #[tokio::test]
 async fn webhook_update_subscribes_the_endpoint_to_cancellations() {
     let world = world().await;
-    let (status, body, _) =
-        answer(webhook_update::handle(&world.app, world.on_webhook("webhook-update")).await);
+    let (status, body, _) = answer(
+        webhook_update::handle(
+            &world.app.wired("webhook-update"),
+            world.on_webhook("webhook-update"),
+        )
+        .await,
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body["events"],
@@ -946,8 +1007,13 @@ async fn webhook_update_subscribes_the_endpoint_to_cancellations() {
 #[tokio::test]
 async fn webhook_delete_deletes_the_endpoint() {
     let world = world().await;
-    let (status, body, _) =
-        answer(webhook_delete::handle(&world.app, world.on_webhook("webhook-delete")).await);
+    let (status, body, _) = answer(
+        webhook_delete::handle(
+            &world.app.wired("webhook-delete"),
+            world.on_webhook("webhook-delete"),
+        )
+        .await,
+    );
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(
         body["message"]
@@ -955,8 +1021,13 @@ async fn webhook_delete_deletes_the_endpoint() {
             .unwrap()
             .contains(&world.webhook_id)
     );
-    let (status, _, _) =
-        answer(webhook_get::handle(&world.app, world.on_webhook("webhook-get")).await);
+    let (status, _, _) = answer(
+        webhook_get::handle(
+            &world.app.wired("webhook-get"),
+            world.on_webhook("webhook-get"),
+        )
+        .await,
+    );
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -978,7 +1049,7 @@ async fn dispatch_delivers_the_due_callback_once_and_a_repeat_is_a_no_op() {
         .script([Reply::session("sess_acme_runtime_7d41e0")]);
     // The schedule fires at scheduled_at.
     move_clock_to(&world.clock, scheduled_at);
-    let done = dispatch::handle(&world.app, dispatch_job(&id))
+    let done = dispatch::handle(&world.app.wired("dispatch"), dispatch_job(&id))
         .await
         .expect("dispatch succeeds");
     assert_eq!(
@@ -996,7 +1067,7 @@ async fn dispatch_delivers_the_due_callback_once_and_a_repeat_is_a_no_op() {
     assert_eq!(deliveries[0].json["data"]["callback"]["id"], id.as_str());
 
     // EventBridge Scheduler delivers at least once: the same input again does nothing.
-    let again = dispatch::handle(&world.app, dispatch_job(&id))
+    let again = dispatch::handle(&world.app.wired("dispatch"), dispatch_job(&id))
         .await
         .expect("a repeat succeeds");
     assert_eq!(again.status, None);
@@ -1009,10 +1080,11 @@ async fn dispatch_of_a_cancelled_callback_is_a_no_op() {
     let world = world().await;
     let (id, scheduled_at) = world.scheduled_callback().await;
     let request = world.on_callback("callback-cancel", &id);
-    let (status, _, _) = answer(callback_cancel::handle(&world.app, request).await);
+    let (status, _, _) =
+        answer(callback_cancel::handle(&world.app.wired("callback-cancel"), request).await);
     assert_eq!(status, StatusCode::OK);
     move_clock_to(&world.clock, scheduled_at);
-    let done = dispatch::handle(&world.app, dispatch_job(&id))
+    let done = dispatch::handle(&world.app.wired("dispatch"), dispatch_job(&id))
         .await
         .unwrap();
     assert_eq!(done.status, None);
@@ -1027,13 +1099,17 @@ async fn sweeper_dispatches_a_callback_more_than_two_minutes_overdue() {
 
     // Just due, the callback is its schedule's business.
     move_clock_to(&world.clock, scheduled_at + SignedDuration::from_mins(1));
-    let report = sweeper::handle(&world.app, tick.clone()).await.unwrap();
+    let report = sweeper::handle(&world.app.wired("sweeper"), tick.clone())
+        .await
+        .unwrap();
     assert_eq!(report, SweepReport::default());
     assert_eq!(world.callback(&id).await["status"], "scheduled");
 
     // Its schedule was lost: three minutes late, the sweeper dispatches it.
     move_clock_to(&world.clock, scheduled_at + SignedDuration::from_mins(3));
-    let report = sweeper::handle(&world.app, tick.clone()).await.unwrap();
+    let report = sweeper::handle(&world.app.wired("sweeper"), tick.clone())
+        .await
+        .unwrap();
     assert_eq!(
         report,
         SweepReport {
@@ -1046,7 +1122,9 @@ async fn sweeper_dispatches_a_callback_more_than_two_minutes_overdue() {
     assert_eq!(world.receiver.of_type("callback.dispatch").len(), 1);
 
     // A dispatched callback leaves the sweeper's index.
-    let report = sweeper::handle(&world.app, tick).await.unwrap();
+    let report = sweeper::handle(&world.app.wired("sweeper"), tick)
+        .await
+        .unwrap();
     assert_eq!(report, SweepReport::default());
 }
 
@@ -1073,7 +1151,7 @@ async fn every_function_answers_401_without_the_authorizer_context() {
     for name in api_key_fixtures() {
         let request = event_with_authorizer(&name, None);
         assert!(request.caller.is_none());
-        let response = render(flowline::functions::call(&app, &name, request).await);
+        let response = render(flowline::functions::call(&app.wired(&name), &name, request).await);
         assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{name}");
         assert_eq!(response.body, UNAUTHORIZED.as_bytes(), "{name}");
         // And so it leaves the Lambda.
@@ -1092,7 +1170,8 @@ async fn every_function_answers_503_when_the_authorizer_could_not_read_the_keys(
     for name in api_key_fixtures() {
         let request = event_with_authorizer(&name, Some(json!({"auth_error": "unavailable"})));
         assert!(request.caller.is_none());
-        let (status, body, _) = answer(flowline::functions::call(&app, &name, request).await);
+        let (status, body, _) =
+            answer(flowline::functions::call(&app.wired(&name), &name, request).await);
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{name}: {body}");
         assert_eq!(body["code"], "UPSTREAM_UNAVAILABLE", "{name}");
     }
@@ -1110,7 +1189,8 @@ async fn an_incomplete_or_unknown_authorizer_context_is_401() {
         json!({"organization_id": 7, "key_kind": "private", "key_name": "k"}),
     ] {
         let request = event_with_authorizer("flow-create", Some(context.clone()));
-        let (status, _, response) = answer(flow_create::handle(&app, request).await);
+        let (status, _, response) =
+            answer(flow_create::handle(&app.wired("flow-create"), request).await);
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{context}");
         assert_eq!(response.body, UNAUTHORIZED.as_bytes());
     }
@@ -1125,7 +1205,7 @@ async fn a_public_key_context_cannot_write() {
         "key_name": "ops-dashboard",
     });
     let request = event_with_authorizer("flow-create", Some(public));
-    let (status, body, _) = answer(flow_create::handle(&app, request).await);
+    let (status, body, _) = answer(flow_create::handle(&app.wired("flow-create"), request).await);
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["code"], "FORBIDDEN");
 }
@@ -1237,7 +1317,8 @@ async fn authorizer_gives_no_context_for_a_missing_unknown_or_revoked_key() {
         );
     }
     let request = event_with_authorizer("callback-create", Some(json!({})));
-    let (status, _, response) = answer(callback_create::handle(&app(), request).await);
+    let (status, _, response) =
+        answer(callback_create::handle(&app().wired("callback-create"), request).await);
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(response.body, UNAUTHORIZED.as_bytes());
 }
@@ -1277,7 +1358,8 @@ async fn authorizer_reports_an_unreachable_keys_table_and_the_route_answers_503(
 
     // That context, handed to the route the authorizer ran for, is a 503 safe to retry.
     let request = event_with_authorizer("callback-create", Some(Value::Object(response.context)));
-    let (status, body, _) = answer(callback_create::handle(&app(), request).await);
+    let (status, body, _) =
+        answer(callback_create::handle(&app().wired("callback-create"), request).await);
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["code"], "UPSTREAM_UNAVAILABLE");
 }
@@ -1289,7 +1371,9 @@ impl World {
     /// The `flow-callback-create` fixture's trigger on this world's flow: its id and signature.
     async fn trigger(&self) -> (String, String) {
         let request = event_with("flow-callback-create", &[(FIXTURE_FLOW, &self.slug)]);
-        let (status, body, _) = answer(flow_callback_create::handle(&self.app, request).await);
+        let (status, body, _) = answer(
+            flow_callback_create::handle(&self.app.wired("flow-callback-create"), request).await,
+        );
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let url = body["url"].as_str().expect("a url");
         let signature = url
@@ -1312,7 +1396,9 @@ impl World {
 async fn flow_callback_create_makes_the_fixture_trigger_with_its_full_url() {
     let world = world().await;
     let request = event_with("flow-callback-create", &[(FIXTURE_FLOW, &world.slug)]);
-    let (status, body, response) = answer(flow_callback_create::handle(&world.app, request).await);
+    let (status, body, response) = answer(
+        flow_callback_create::handle(&world.app.wired("flow-callback-create"), request).await,
+    );
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["format"], "xml");
     assert_eq!(body["flow"], world.slug.as_str());
@@ -1325,7 +1411,8 @@ async fn flow_callback_list_and_get_mask_the_signature() {
     let world = world().await;
     let (id, _) = world.trigger().await;
     let request = event_with("flow-callback-list", &[(FIXTURE_FLOW, &world.slug)]);
-    let (status, body, _) = answer(flow_callback_list::handle(&world.app, request).await);
+    let (status, body, _) =
+        answer(flow_callback_list::handle(&world.app.wired("flow-callback-list"), request).await);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["callbacks"][0]["id"], id.as_str());
     assert!(
@@ -1335,13 +1422,22 @@ async fn flow_callback_list_and_get_mask_the_signature() {
             .ends_with("?signature=****")
     );
     let (status, body, _) = answer(
-        flow_callback_get::handle(&world.app, world.on_trigger("flow-callback-get", &id)).await,
+        flow_callback_get::handle(
+            &world.app.wired("flow-callback-get"),
+            world.on_trigger("flow-callback-get", &id),
+        )
+        .await,
     );
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["url"].as_str().unwrap().ends_with("?signature=****"));
     // The fixture as it stands names a trigger no organization has.
-    let (status, _, _) =
-        answer(flow_callback_get::handle(&world.app, event("flow-callback-get")).await);
+    let (status, _, _) = answer(
+        flow_callback_get::handle(
+            &world.app.wired("flow-callback-get"),
+            event("flow-callback-get"),
+        )
+        .await,
+    );
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -1350,8 +1446,11 @@ async fn flow_callback_update_rotates_the_signature() {
     let world = world().await;
     let (id, old) = world.trigger().await;
     let (status, body, _) = answer(
-        flow_callback_update::handle(&world.app, world.on_trigger("flow-callback-update", &id))
-            .await,
+        flow_callback_update::handle(
+            &world.app.wired("flow-callback-update"),
+            world.on_trigger("flow-callback-update", &id),
+        )
+        .await,
     );
     assert_eq!(status, StatusCode::OK, "{body}");
     let new = body["url"]
@@ -1366,7 +1465,8 @@ async fn flow_callback_update_rotates_the_signature() {
         "hook-trigger",
         &[(FIXTURE_TRIGGER, &id), (FIXTURE_SIGNATURE, &old)],
     );
-    let (status, _, _) = answer(hook_trigger::handle(&world.app, request).await);
+    let (status, _, _) =
+        answer(hook_trigger::handle(&world.app.wired("hook-trigger"), request).await);
     assert_eq!(status, StatusCode::NOT_FOUND, "the old URL is dead");
 }
 
@@ -1375,15 +1475,19 @@ async fn flow_callback_delete_kills_the_url() {
     let world = world().await;
     let (id, signature) = world.trigger().await;
     let (status, body, _) = answer(
-        flow_callback_delete::handle(&world.app, world.on_trigger("flow-callback-delete", &id))
-            .await,
+        flow_callback_delete::handle(
+            &world.app.wired("flow-callback-delete"),
+            world.on_trigger("flow-callback-delete", &id),
+        )
+        .await,
     );
     assert_eq!(status, StatusCode::OK, "{body}");
     let request = event_with(
         "hook-trigger",
         &[(FIXTURE_TRIGGER, &id), (FIXTURE_SIGNATURE, &signature)],
     );
-    let (status, _, _) = answer(hook_trigger::handle(&world.app, request).await);
+    let (status, _, _) =
+        answer(hook_trigger::handle(&world.app.wired("hook-trigger"), request).await);
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -1396,7 +1500,7 @@ async fn hook_trigger_schedules_the_fixture_callback_and_answers_in_xml() {
         &[(FIXTURE_TRIGGER, &id), (FIXTURE_SIGNATURE, &signature)],
     );
     assert!(request.caller.is_none(), "a trigger URL carries no API key");
-    let response = render(hook_trigger::handle(&world.app, request).await);
+    let response = render(hook_trigger::handle(&world.app.wired("hook-trigger"), request).await);
     assert_eq!(response.status, StatusCode::CREATED);
     assert!(
         response.headers["content-type"]

@@ -1,7 +1,7 @@
 //! The SAM template (`infra/template.yaml`) against the code: every function crate is one
 //! function, every route of the route table is one `HttpApi` event on its function (and the
 //! template has no other), the authorizer guards every route but the trigger URL, and the
-//! functions get the environment `App::for_lambda` requires. `cfn-lint` (in `scripts/test`)
+//! each function's `main` wires exactly the ports its IAM policies and environment allow. `cfn-lint` (in `scripts/test`)
 //! checks the template against CloudFormation and SAM themselves.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -277,26 +277,116 @@ fn event_functions_have_no_http_route() {
     }
 }
 
+/// The ports a function's `main` wires into its application: its `Cloud` builder calls.
+fn wiring(function: &str) -> BTreeSet<&'static str> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("functions")
+        .join(function)
+        .join("src/main.rs");
+    let main = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path:?}: {err}"));
+    [
+        "with_page_tokens",
+        "with_scheduler",
+        "with_dispatch_invoker",
+        "with_webhooks",
+    ]
+    .into_iter()
+    .filter(|call| main.contains(&format!(".{call}(")))
+    .collect()
+}
+
+/// The managed policies a function is given (`Policies: [!Ref …]`).
+fn policies(function: &Value) -> BTreeSet<String> {
+    function["Properties"]["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|policy| policy["Ref"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The environment a function runs with: the Globals' and its own.
+fn environment<'a>(template: &'a Value, function: &'a Value) -> BTreeSet<&'a str> {
+    let globals = template["Globals"]["Function"]["Environment"]["Variables"].as_object();
+    let own = function["Properties"]["Environment"]["Variables"].as_object();
+    globals
+        .into_iter()
+        .chain(own)
+        .flat_map(|variables| variables.keys().map(String::as_str))
+        .collect()
+}
+
 #[test]
-fn functions_get_the_environment_lambda_requires() {
+fn each_function_wires_exactly_the_ports_its_permissions_and_environment_allow() {
     let template = template();
-    let variables = template["Globals"]["Function"]["Environment"]["Variables"]
-        .as_object()
-        .expect("Globals set the functions' environment");
-    for name in [
-        env::TABLE,
-        env::KEYS_TABLE,
-        env::SIGNING_KEY,
-        env::PUBLIC_BASE_URL,
-        env::SCHEDULE_GROUP,
-        env::DISPATCH_FUNCTION_ARN,
-        env::SCHEDULER_ROLE_ARN,
-        env::DISPATCH_DLQ_ARN,
-    ] {
-        assert!(variables.contains_key(name), "{name} is not set");
+    for (binary, resources) in functions(&template) {
+        let (id, function) = resources[0];
+        let wired = wiring(&binary);
+        let policies = policies(function);
+        let environment = environment(&template, function);
+        let schedules =
+            policies.contains("WriteSchedulesPolicy") || policies.contains("DeleteSchedulesPolicy");
+        assert_eq!(
+            wired.contains("with_scheduler"),
+            schedules,
+            "{id}: wires the scheduler exactly when it may change schedules ({wired:?}, {policies:?})"
+        );
+        assert_eq!(
+            wired.contains("with_dispatch_invoker"),
+            policies.contains("DispatchNowPolicy"),
+            "{id}: wires the dispatch invoker exactly when it may invoke dispatch"
+        );
+        // Each variable only some functions read is there exactly when a wired port reads it.
+        let reads: &[(&str, &[&str])] = &[
+            ("with_page_tokens", &[env::SIGNING_KEY]),
+            (
+                "with_scheduler",
+                &[
+                    env::SCHEDULE_GROUP,
+                    env::DISPATCH_FUNCTION_ARN,
+                    env::SCHEDULER_ROLE_ARN,
+                    env::DISPATCH_DLQ_ARN,
+                ],
+            ),
+            ("with_dispatch_invoker", &[env::DISPATCH_FUNCTION_ARN]),
+        ];
+        let needed: BTreeSet<&str> = reads
+            .iter()
+            .filter(|(port, _)| wired.contains(port))
+            .flat_map(|(_, variables)| variables.iter().copied())
+            .collect();
+        for variable in reads.iter().flat_map(|(_, variables)| variables.iter()) {
+            assert_eq!(
+                environment.contains(variable),
+                needed.contains(variable),
+                "{id}: has {variable} exactly when a port it wires reads it ({wired:?})"
+            );
+        }
+        if binary == "authorizer" {
+            assert!(
+                environment.contains(env::KEYS_TABLE),
+                "{id} reads the keys table"
+            );
+            assert!(
+                wired.is_empty(),
+                "the authorizer wires nothing but the keys"
+            );
+        } else {
+            assert!(environment.contains(env::TABLE) && environment.contains(env::PUBLIC_BASE_URL));
+        }
+        // Never in the cloud (SPEC §6).
+        assert!(!environment.contains(env::ALLOW_PRIVATE_TARGETS));
     }
-    // Never in the cloud (SPEC §6).
-    assert!(!variables.contains_key(env::ALLOW_PRIVATE_TARGETS));
+}
+
+#[test]
+fn the_wiring_reader_sees_a_main_s_calls() {
+    assert_eq!(
+        wiring("callback-create"),
+        BTreeSet::from(["with_scheduler", "with_dispatch_invoker", "with_webhooks"])
+    );
+    assert!(wiring("flow-get").is_empty());
+    assert_eq!(wiring("flow-list"), BTreeSet::from(["with_page_tokens"]));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod receiver;
+pub mod wiring;
 
 use std::sync::{Arc, OnceLock};
 
