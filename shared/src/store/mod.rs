@@ -8,6 +8,7 @@
 //! `doc` (the domain record), and optionally a counter `n` and an expiry `ttl` (epoch seconds).
 
 pub mod memory;
+pub mod metered;
 
 use async_trait::async_trait;
 use serde::{Serialize, de::DeserializeOwned};
