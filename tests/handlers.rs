@@ -1,6 +1,6 @@
 //! The function crates as Lambda runs them: each `events/<function>.json` is the event
 //! `cargo lambda invoke --data-file` sends that function — an API Gateway HTTP API payload v2
-//! request for a route's function (through `flowline_core::lambda::api_request` into its
+//! request for a route's function (through `flowline_lambda::api_request` into its
 //! `handle`), the authorizer's payload 2.0 request for `authorizer`, EventBridge Scheduler's
 //! input for `dispatch`, the scheduled event for `sweeper` — run on an in-memory app. The
 //! fixtures are checked against `functions/` and the route table, so they cannot rot.
