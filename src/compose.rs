@@ -96,6 +96,13 @@ impl Scheduling {
     }
 }
 
+/// The local application, and the in-process timers it runs (its scheduler, or with
+/// EventBridge only its "dispatch now").
+pub struct Local {
+    pub app: Arc<App>,
+    pub timers: Arc<InProcessScheduler>,
+}
+
 /// The local application. `create_resources` makes missing tables and the schedule group.
 pub async fn build(
     storage: Storage,
@@ -103,20 +110,39 @@ pub async fn build(
     signing_key: &[u8],
     config: Config,
     create_resources: bool,
-) -> Result<Arc<App>, StartupError> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+) -> Result<Local, StartupError> {
+    build_with_clock(
+        storage,
+        scheduling,
+        signing_key,
+        config,
+        create_resources,
+        Arc::new(SystemClock),
+    )
+    .await
+}
+
+/// [`build`] on a clock of the caller's (tests move time with theirs).
+pub async fn build_with_clock(
+    storage: Storage,
+    scheduling: Scheduling,
+    signing_key: &[u8],
+    config: Config,
+    create_resources: bool,
+    clock: Arc<dyn Clock>,
+) -> Result<Local, StartupError> {
     let (store, keys) = storage.open(create_resources).await?;
     let in_process = Arc::new(InProcessScheduler::new(clock.clone()));
     let sender = Arc::new(HttpSender::new(config.allow_private_targets));
     let builder = App::builder(store, keys, config)
-        .clock(clock)
+        .clock(clock.clone())
         .sender(sender)
         .signing_key(signing_key);
     let builder = match scheduling {
-        Scheduling::InProcess => builder.in_process(in_process),
+        Scheduling::InProcess => builder.in_process(in_process.clone()),
         Scheduling::EventBridge { client, settings } => {
             let group = settings.group.clone();
-            let scheduler = EventBridgeScheduler::new(client, settings);
+            let scheduler = EventBridgeScheduler::new(client, settings, clock.clone());
             if create_resources {
                 scheduler
                     .ensure_group()
@@ -128,10 +154,13 @@ pub async fn build(
             }
             builder
                 .scheduler(Arc::new(scheduler))
-                .in_process_invoker(in_process)
+                .in_process_invoker(in_process.clone())
         }
     };
-    Ok(builder.build())
+    Ok(Local {
+        app: builder.build(),
+        timers: in_process,
+    })
 }
 
 /// An application on fresh in-memory tables with the in-process scheduler and real webhook

@@ -88,7 +88,9 @@ pub async fn run() -> Result<(), StartupError> {
             });
         }
     };
-    let app = compose::build(storage, scheduling, &signing_key, config, true).await?;
+    let app = compose::build(storage, scheduling, &signing_key, config, true)
+        .await?
+        .app;
     register_keys(&app).await?;
     tokio::spawn(sweep_periodically(Arc::downgrade(&app)));
 

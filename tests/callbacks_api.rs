@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::receiver::{Receiver, Reply};
 use common::{Answer, Backend, Org, TestServer};
 use flowline_core::scheduler::DispatchJob;
-use flowline_core::time::format_timestamp;
+use flowline_core::time::{Clock, format_timestamp};
 use jiff::{SignedDuration, Timestamp};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -44,8 +44,9 @@ const CALLBACK_FIELDS: &[&str] = &[
     "cancel_reason",
 ];
 
-fn in_(seconds: f64) -> String {
-    format_timestamp(Timestamp::now() + SignedDuration::from_secs_f64(seconds))
+/// `seconds` from now on the server's clock, as the API writes timestamps.
+fn in_(server: &TestServer, seconds: f64) -> String {
+    format_timestamp(server.clock.now() + SignedDuration::from_secs_f64(seconds))
 }
 
 fn parse(text: &Value) -> Timestamp {
@@ -88,59 +89,31 @@ async fn schedule(org: &Org, flow: &str, at: Option<&str>) -> Value {
     org.post("/v1/callbacks", body).await.expect(201).clone()
 }
 
-/// Makes the callback's schedule fire as the cloud would at its time: in-process timers fire by
-/// themselves; an EventBridge schedule is read back from the emulator at its time and its input
-/// handed to the `dispatch` handler.
-async fn fire_when_due(server: &TestServer, callback: &Value) {
-    if server.backend == Backend::Memory {
-        return;
-    }
-    let at = parse(&callback["scheduled_at"]);
-    let wait = at.duration_since(Timestamp::now());
-    if wait.is_positive() {
-        tokio::time::sleep(wait.unsigned_abs()).await;
-    }
-    let job = schedule_input(server, callback["id"].as_str().unwrap())
-        .await
-        .expect("the schedule exists");
-    dispatch::handle(&server.app, job)
-        .await
-        .expect("dispatch runs");
-}
-
-/// The input of a callback's EventBridge schedule, if it exists.
-async fn schedule_input(server: &TestServer, callback_id: &str) -> Option<DispatchJob> {
-    let sdk = common::emulator_config().await;
-    let client = aws_sdk_scheduler::Client::new(&sdk);
-    let found = client
-        .get_schedule()
-        .name(callback_id)
-        .group_name(common::scheduler_settings().group)
-        .send()
-        .await;
-    let schedule = match found {
-        Ok(schedule) => schedule,
-        Err(err) => {
-            eprintln!("GetSchedule {callback_id}: {err:?}");
-            return None;
-        }
-    };
-    let input = schedule.target()?.input()?;
-    let _ = server;
-    Some(serde_json::from_str(input).expect("the schedule's input is a dispatch job"))
-}
-
-/// Polls the callback until it leaves `scheduled`/`dispatching` (or 15 s pass).
+/// Polls the callback until it leaves `scheduled`/`dispatching`: the dispatch the schedule
+/// started finishes after it answered.
 async fn settled(org: &Org, id: &str) -> Value {
-    for _ in 0..300 {
-        let answer = org.get(&format!("/v1/callbacks/{id}")).await;
-        let body = answer.expect(200).clone();
-        if !matches!(body["status"].as_str(), Some("scheduled" | "dispatching")) {
-            return body;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    common::eventually("the callback settles", Duration::from_secs(15), || async {
+        let body = org
+            .get(&format!("/v1/callbacks/{id}"))
+            .await
+            .expect(200)
+            .clone();
+        (!matches!(body["status"].as_str(), Some("scheduled" | "dispatching"))).then_some(body)
+    })
+    .await
+}
+
+/// The time the scheduler will fire a callback scheduled for `scheduled_at`: exactly then on
+/// the in-process timers; on EventBridge the `at()` expression's whole second, rounded up (a
+/// schedule is never early).
+fn fire_time(server: &TestServer, scheduled_at: Timestamp) -> Timestamp {
+    match server.backend {
+        Backend::Memory => scheduled_at,
+        Backend::DynamoDb => Timestamp::from_second(
+            scheduled_at.as_second() + i64::from(scheduled_at.subsec_nanosecond() > 0),
+        )
+        .unwrap(),
     }
-    panic!("callback {id} did not settle");
 }
 
 async fn scheduled_callback_is_delivered_on_time_signed_and_records_the_session(backend: Backend) {
@@ -150,11 +123,24 @@ async fn scheduled_callback_is_delivered_on_time_signed_and_records_the_session(
     receiver.default_reply(Reply::session("sess_from_agent_runtime"));
     let secret = subscribe(&org, &receiver, &["callback.dispatch"]).await;
     let flow = published_flow(&org).await;
-    let at = in_(1.5);
+    let at = in_(&server, 90.5);
     let callback = schedule(&org, &flow, Some(&at)).await;
     assert_eq!(callback["status"], "scheduled");
+    let id = callback["id"].as_str().unwrap();
 
-    fire_when_due(&server, &callback).await;
+    // One schedule, for its time, handing dispatch this callback.
+    let scheduled = server.schedule_of(id).await.expect("a schedule");
+    assert_eq!(
+        scheduled.at,
+        fire_time(&server, parse(&callback["scheduled_at"]))
+    );
+    if backend == Backend::DynamoDb {
+        assert_eq!(scheduled.job.callback_id, id);
+        assert_eq!(scheduled.job.organization_id, org.id);
+    }
+    assert!(receiver.deliveries().is_empty(), "nothing before its time");
+
+    let fired_at = server.fire_schedule(id).await;
     let deliveries = receiver
         .wait_for("callback.dispatch", 1, Duration::from_secs(10))
         .await;
@@ -171,15 +157,17 @@ async fn scheduled_callback_is_delivered_on_time_signed_and_records_the_session(
         delivery.json["id"].as_str().unwrap()
     );
 
-    let done = settled(&org, callback["id"].as_str().unwrap()).await;
+    let done = settled(&org, id).await;
     assert_eq!(done["status"], "dispatched", "{done}");
     assert_eq!(done["created_session_id"], "sess_from_agent_runtime");
-    let dispatched_at = parse(&done["dispatched_at"]);
-    let scheduled_at = parse(&done["scheduled_at"]);
-    assert!(dispatched_at >= scheduled_at, "not before its time");
     assert!(
-        dispatched_at.duration_since(scheduled_at) < SignedDuration::from_secs(3),
-        "on time"
+        parse(&done["attempted_at"]) >= fired_at,
+        "taken when it fired"
+    );
+    assert!(parse(&done["dispatched_at"]) >= parse(&done["attempted_at"]));
+    assert!(
+        server.schedule_of(id).await.is_none(),
+        "the schedule is gone once it ran"
     );
 }
 
@@ -189,7 +177,7 @@ async fn a_callback_has_exactly_the_specified_fields_with_nulls_for_absent_value
     let server = TestServer::start(backend).await;
     let org = server.org().await;
     let flow = published_flow(&org).await;
-    let callback = schedule(&org, &flow, Some(&in_(3600.0))).await;
+    let callback = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await;
     let mut fields: Vec<&str> = callback
         .as_object()
         .unwrap()
@@ -233,8 +221,9 @@ async fn cancelled_before_its_time_is_never_delivered(backend: Backend) {
     let receiver = Receiver::start().await;
     subscribe(&org, &receiver, &["callback.dispatch"]).await;
     let flow = published_flow(&org).await;
-    let callback = schedule(&org, &flow, Some(&in_(1.0))).await;
+    let callback = schedule(&org, &flow, Some(&in_(&server, 60.0))).await;
     let id = callback["id"].as_str().unwrap();
+    assert!(server.schedule_of(id).await.is_some());
     let stale_job = DispatchJob {
         callback_id: id.to_owned(),
         organization_id: org.id.clone(),
@@ -250,14 +239,14 @@ async fn cancelled_before_its_time_is_never_delivered(backend: Backend) {
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(cancelled["cancel_reason"], "customer called in");
     assert!(cancelled["cancelled_at"].is_string());
-    if backend == Backend::DynamoDb {
-        assert!(
-            schedule_input(&server, id).await.is_none(),
-            "the schedule is deleted"
-        );
-    }
+    assert!(
+        server.schedule_of(id).await.is_none(),
+        "the schedule is deleted"
+    );
     // A schedule that fires anyway (a late or duplicate delivery) does nothing.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server
+        .clock
+        .advance_to(parse(&callback["scheduled_at"]) + SignedDuration::from_secs(1));
     let outcome = dispatch::handle(&server.app, stale_job).await.unwrap();
     assert_eq!(outcome.status, None);
     assert!(receiver.of_type("callback.dispatch").is_empty());
@@ -271,7 +260,7 @@ async fn cancelling_twice_answers_the_cancelled_callback_unchanged(backend: Back
     let server = TestServer::start(backend).await;
     let org = server.org().await;
     let flow = published_flow(&org).await;
-    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+    let id = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -293,10 +282,10 @@ async fn rescheduling_moves_the_delivery(backend: Backend) {
     let receiver = Receiver::start().await;
     subscribe(&org, &receiver, &["callback.dispatch"]).await;
     let flow = published_flow(&org).await;
-    let callback = schedule(&org, &flow, Some(&in_(3.0))).await;
+    let callback = schedule(&org, &flow, Some(&in_(&server, 60.0))).await;
     let id = callback["id"].as_str().unwrap();
     let old_time = parse(&callback["scheduled_at"]);
-    let later = format_timestamp(old_time + SignedDuration::from_secs(3));
+    let later = format_timestamp(old_time + SignedDuration::from_millis(60_500));
     let moved = org
         .patch(
             &format!("/v1/callbacks/{id}"),
@@ -306,36 +295,29 @@ async fn rescheduling_moves_the_delivery(backend: Backend) {
     let moved = moved.expect(200).clone();
     assert_eq!(moved["scheduled_at"], later);
     assert_eq!(moved["reason"], "moved");
-    if backend == Backend::DynamoDb {
-        let sdk = common::emulator_config().await;
-        let client = aws_sdk_scheduler::Client::new(&sdk);
-        let found = client
-            .get_schedule()
-            .name(id)
-            .group_name(common::scheduler_settings().group)
-            .send()
-            .await
-            .unwrap();
-        // Rounded up to the second: `at()` has whole seconds, and a schedule is never early.
-        let at: Timestamp = later.parse().unwrap();
-        let whole =
-            Timestamp::from_second(at.as_second() + i64::from(at.subsec_nanosecond() > 0)).unwrap();
-        let expected = format!("at({})", &format_timestamp(whole)[..19]);
-        assert_eq!(found.schedule_expression(), Some(expected.as_str()));
-    }
-    // The old time passes without a delivery…
-    let past_old_time =
-        (old_time + SignedDuration::from_millis(500)).duration_since(Timestamp::now());
-    tokio::time::sleep(past_old_time.unsigned_abs()).await;
-    assert!(
-        receiver.of_type("callback.dispatch").is_empty(),
-        "nothing at the old time"
+    // The scheduler holds one schedule for it, at the new time: nothing fires at the old one.
+    let scheduled = server.schedule_of(id).await.expect("a schedule");
+    assert_eq!(
+        scheduled.at,
+        fire_time(&server, parse(&moved["scheduled_at"]))
     );
+    match backend {
+        Backend::Memory => assert_eq!(server.timers.pending(), 1),
+        Backend::DynamoDb => assert_eq!(
+            common::schedule_names()
+                .await
+                .iter()
+                .filter(|name| *name == id)
+                .count(),
+            1
+        ),
+    }
     // …and it comes at the new one.
-    fire_when_due(&server, &moved).await;
+    let fired_at = server.fire_schedule(id).await;
     let done = settled(&org, id).await;
     assert_eq!(done["status"], "dispatched");
-    assert!(parse(&done["dispatched_at"]) >= parse(&moved["scheduled_at"]));
+    assert!(parse(&done["attempted_at"]) >= fired_at);
+    assert!(fired_at > old_time + SignedDuration::from_secs(60));
     assert_eq!(receiver.of_type("callback.dispatch").len(), 1);
 }
 
@@ -349,9 +331,9 @@ async fn a_failing_receiver_fails_the_callback_after_exactly_three_tries_and_a_m
     receiver.default_reply(Reply::session("sess_second_try"));
     subscribe(&org, &receiver, &["callback.dispatch"]).await;
     let flow = published_flow(&org).await;
-    let callback = schedule(&org, &flow, Some(&in_(1.0))).await;
+    let callback = schedule(&org, &flow, Some(&in_(&server, 60.0))).await;
     let id = callback["id"].as_str().unwrap();
-    fire_when_due(&server, &callback).await;
+    server.fire_schedule(id).await;
     let failed = settled(&org, id).await;
     assert_eq!(failed["status"], "failed");
     assert_eq!(
@@ -381,7 +363,7 @@ async fn a_4xx_answer_is_not_retried(backend: Backend) {
     receiver.default_reply(Reply::status(400));
     subscribe(&org, &receiver, &["callback.dispatch"]).await;
     let flow = published_flow(&org).await;
-    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+    let id = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -402,7 +384,7 @@ async fn eight_concurrent_dispatches_give_one_success_and_one_delivery(backend: 
     receiver.default_reply(Reply::session("sess_once").slow(Duration::from_millis(200)));
     subscribe(&org, &receiver, &["callback.dispatch"]).await;
     let flow = published_flow(&org).await;
-    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+    let id = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -431,7 +413,7 @@ async fn concurrent_cancel_and_dispatch_have_exactly_one_winner(backend: Backend
     subscribe(&org, &receiver, &["callback.dispatch"]).await;
     let flow = published_flow(&org).await;
     for _ in 0..3 {
-        let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+        let id = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -468,12 +450,13 @@ async fn the_same_scheduler_input_twice_delivers_once(backend: Backend) {
     receiver.default_reply(Reply::session("sess_x").slow(Duration::from_millis(100)));
     subscribe(&org, &receiver, &["callback.dispatch"]).await;
     let flow = published_flow(&org).await;
-    let callback = schedule(&org, &flow, Some(&in_(0.5))).await;
+    let callback = schedule(&org, &flow, Some(&in_(&server, 60.0))).await;
     let job = DispatchJob {
         callback_id: callback["id"].as_str().unwrap().to_owned(),
         organization_id: org.id.clone(),
     };
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Its time comes (on memory its own timer fires too: a third dispatcher in the race).
+    server.clock.advance_to(parse(&callback["scheduled_at"]));
     let (first, second) = tokio::join!(
         dispatch::handle(&server.app, job.clone()),
         dispatch::handle(&server.app, job.clone())
@@ -492,17 +475,25 @@ async fn without_scheduled_at_the_callback_is_dispatched_within_seconds(backend:
     let receiver = Receiver::start().await;
     subscribe(&org, &receiver, &["callback.dispatch"]).await;
     let flow = published_flow(&org).await;
-    let before = Timestamp::now();
+    let before = Timestamp::from_millisecond(server.clock.now().as_millisecond()).unwrap();
     let callback = schedule(&org, &flow, None).await;
+    let after = server.clock.now();
     assert_eq!(callback["status"], "scheduled");
     let scheduled_at = parse(&callback["scheduled_at"]);
     assert!(
-        scheduled_at.duration_since(before).abs() < SignedDuration::from_secs(2),
-        "scheduled_at is now"
+        before <= scheduled_at && scheduled_at <= after,
+        "scheduled_at is the time of the request"
+    );
+    // No schedule (it could not be in the past): the dispatch was handed off at once, and it
+    // completes without the clock moving.
+    assert!(
+        server
+            .schedule_of(callback["id"].as_str().unwrap())
+            .await
+            .is_none()
     );
     let done = settled(&org, callback["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "dispatched");
-    assert!(parse(&done["dispatched_at"]).duration_since(before) < SignedDuration::from_secs(3));
     assert!(
         done["created_session_id"]
             .as_str()
@@ -528,7 +519,7 @@ async fn without_a_subscribed_endpoint_the_callback_fails_with_no_dispatch_targe
         .await;
     disabled.expect(201);
     let flow = published_flow(&org).await;
-    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+    let id = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -545,7 +536,7 @@ async fn an_inactive_flow_fails_due_callbacks_and_refuses_new_ones(backend: Back
     let receiver = Receiver::start().await;
     subscribe(&org, &receiver, &["callback.dispatch"]).await;
     let flow = published_flow(&org).await;
-    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+    let id = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -572,7 +563,7 @@ async fn an_archived_flow_fails_due_callbacks(backend: Backend) {
     let receiver = Receiver::start().await;
     subscribe(&org, &receiver, &["callback.dispatch"]).await;
     let flow = published_flow(&org).await;
-    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+    let id = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -589,7 +580,7 @@ async fn the_pinned_flow_version_is_delivered_after_a_newer_one_is_published(bac
     let receiver = Receiver::start().await;
     subscribe(&org, &receiver, &["callback.dispatch"]).await;
     let flow = published_flow(&org).await;
-    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+    let id = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -626,22 +617,30 @@ async fn a_dispatch_after_expires_at_fails_as_expired(backend: Backend) {
     receiver.default_reply(Reply::status(503));
     subscribe(&org, &receiver, &["callback.dispatch"]).await;
     let flow = published_flow(&org).await;
-    let body = json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(0.5), "expires_at": in_(3.0)});
+    let body = json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(&server, 60.0), "expires_at": in_(&server, 120.0)});
     let callback = org.post("/v1/callbacks", body).await.expect(201).clone();
-    fire_when_due(&server, &callback).await;
     let id = callback["id"].as_str().unwrap();
-    assert_eq!(settled(&org, id).await["status"], "failed");
-    tokio::time::sleep(
-        parse(&callback["expires_at"])
-            .duration_since(Timestamp::now())
-            .unsigned_abs(),
-    )
-    .await;
-    receiver.default_reply(Reply::status(200));
+    server.fire_schedule(id).await;
+    let failed = settled(&org, id).await;
+    assert_eq!(failed["status"], "failed");
+    let webhook_failed = failed["failure_cause"].clone();
+    // A millisecond before `expires_at`, a retry still tries to deliver (and fails again)…
+    let expires_at = parse(&callback["expires_at"]);
+    server
+        .clock
+        .freeze_at(expires_at - SignedDuration::from_millis(1));
+    let retried = org
+        .post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
+        .await;
+    assert_eq!(retried.expect(200)["failure_cause"], webhook_failed);
+    // …and at `expires_at` it fails as expired, without a delivery.
+    let tries = receiver.of_type("callback.dispatch").len();
+    server.clock.freeze_at(expires_at);
     let expired = org
         .post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
         .await;
     assert_eq!(expired.expect(200)["failure_cause"], "EXPIRED");
+    assert_eq!(receiver.of_type("callback.dispatch").len(), tries);
 }
 
 async fn actions_outside_the_state_machine_are_conflicts(backend: Backend) {
@@ -650,7 +649,7 @@ async fn actions_outside_the_state_machine_are_conflicts(backend: Backend) {
     let receiver = Receiver::start().await;
     subscribe(&org, &receiver, &["callback.dispatch"]).await;
     let flow = published_flow(&org).await;
-    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+    let id = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -669,7 +668,7 @@ async fn actions_outside_the_state_machine_are_conflicts(backend: Backend) {
     )
     .await
     .expect_error(409, "CONFLICT");
-    let cancelled = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+    let cancelled = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -716,7 +715,7 @@ async fn creating_needs_a_published_flow_and_valid_fields(backend: Backend) {
         invalid.detail_fields(),
         ["to_number", "metadata", "surprise", "scheduled_at"]
     );
-    let too_far = org.post("/v1/callbacks", json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(366.0 * 86400.0)})).await;
+    let too_far = org.post("/v1/callbacks", json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(&server, 366.0 * 86400.0)})).await;
     assert_eq!(
         too_far.expect_error(400, "VALIDATION_ERROR")["details"][0]["field"],
         "scheduled_at"
@@ -739,7 +738,8 @@ async fn an_idempotency_key_creates_one_callback(backend: Backend) {
     let server = TestServer::start(backend).await;
     let org = server.org().await;
     let flow = published_flow(&org).await;
-    let body = json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(3600.0)});
+    let body =
+        json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(&server, 3600.0)});
     let send = |body: Value| {
         org.call(Method::POST, "/v1/callbacks")
             .header("idempotency-key", "analysis-run-42")
@@ -768,7 +768,7 @@ async fn lists_are_newest_first_filtered_and_paginated_to_the_end(backend: Backe
     let mut created = Vec::new();
     for index in 0..5 {
         let body = json!({"flow": if index == 4 { &other_flow } else { &flow }, "to_number": "+15557654321",
-                          "scheduled_at": in_(3600.0), "source_session_id": format!("sess|{}", index % 2)});
+                          "scheduled_at": in_(&server, 3600.0), "source_session_id": format!("sess|{}", index % 2)});
         created.push(
             org.post("/v1/callbacks", body).await.expect(201)["id"]
                 .as_str()
@@ -853,7 +853,7 @@ async fn rescheduling_checks_its_fields_and_honours_if_match(backend: Backend) {
     let server = TestServer::start(backend).await;
     let org = server.org().await;
     let flow = published_flow(&org).await;
-    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+    let id = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -909,11 +909,11 @@ async fn lifecycle_events_reach_the_endpoints_subscribed_to_them(backend: Backen
     assert_eq!(published[0].json["data"]["flow"]["slug"], flow);
     assert!(published[0].signed_by(&secret));
 
-    let kept = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+    let kept = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let dropped = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+    let dropped = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -957,7 +957,7 @@ async fn another_organizations_callbacks_are_not_found(backend: Backend) {
     let owner = server.org().await;
     let stranger = server.org().await;
     let flow = published_flow(&owner).await;
-    let id = schedule(&owner, &flow, Some(&in_(3600.0))).await["id"]
+    let id = schedule(&owner, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -1002,7 +1002,7 @@ async fn public_keys_read_callbacks_but_cannot_change_them(backend: Backend) {
     let server = TestServer::start(backend).await;
     let org = server.org().await;
     let flow = published_flow(&org).await;
-    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+    let id = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -1054,11 +1054,12 @@ async fn write_routes_refuse_unknown_query_parameters(backend: Backend) {
     let server = TestServer::start(backend).await;
     let org = server.org().await;
     let flow = published_flow(&org).await;
-    let id = schedule(&org, &flow, Some(&in_(3600.0))).await["id"]
+    let id = schedule(&org, &flow, Some(&in_(&server, 3600.0))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let body = json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(3600.0)});
+    let body =
+        json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(&server, 3600.0)});
     for (method, path, body) in [
         (Method::POST, "/v1/callbacks?dry_run=1".to_owned(), body),
         (
@@ -1097,7 +1098,8 @@ async fn an_idempotent_replay_after_the_scheduled_time_answers_the_callback(back
     let server = TestServer::start(backend).await;
     let org = server.org().await;
     let flow = published_flow(&org).await;
-    let body = json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(1.0)});
+    let body =
+        json!({"flow": flow, "to_number": "+15557654321", "scheduled_at": in_(&server, 60.0)});
     let send = || {
         org.call(Method::POST, "/v1/callbacks")
             .header("idempotency-key", "late-retry")
@@ -1105,7 +1107,7 @@ async fn an_idempotent_replay_after_the_scheduled_time_answers_the_callback(back
             .send()
     };
     let first = send().await.expect(201).clone();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.clock.advance(SignedDuration::from_secs(90));
     let again = send().await;
     assert_eq!(
         again.expect(201)["id"],

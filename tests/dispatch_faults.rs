@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use common::clock::TestClock;
 use common::receiver::{Receiver, Reply};
 use common::{Backend, Org, SIGNING_KEY, TestServer};
 use flowline_adapters::webhook_http::HttpSender;
@@ -16,7 +17,7 @@ use flowline_core::callbacks::dispatch;
 use flowline_core::config::Config;
 use flowline_core::scheduler::{DispatchInvoker, DispatchJob, Scheduler, SchedulerError};
 use flowline_core::store::{Item, Key, Query, StoreError, Table, Write};
-use flowline_core::time::{Clock, ManualClock, format_timestamp};
+use flowline_core::time::{Clock, format_timestamp};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
@@ -108,7 +109,7 @@ struct Rig {
     server: TestServer,
     table: Arc<FlakyTable>,
     scheduler: Arc<FakeScheduler>,
-    clock: Arc<ManualClock>,
+    clock: Arc<TestClock>,
 }
 
 async fn rig(backend: Backend) -> Rig {
@@ -119,7 +120,7 @@ async fn rig(backend: Backend) -> Rig {
         fail_next_query: Mutex::new(false),
     });
     let scheduler = Arc::new(FakeScheduler::default());
-    let clock = Arc::new(ManualClock::new(Timestamp::now()));
+    let clock = Arc::new(TestClock::default());
     let config = Config {
         public_base_url: "http://flowline.test".to_owned(),
         allow_private_targets: true,
@@ -132,7 +133,7 @@ async fn rig(backend: Backend) -> Rig {
         .signing_key(SIGNING_KEY)
         .build();
     Rig {
-        server: TestServer::serve(app, backend).await,
+        server: TestServer::serve(app, backend, clock.clone()).await,
         table,
         scheduler,
         clock,
@@ -152,7 +153,7 @@ async fn published_flow(org: &Org) -> String {
     slug
 }
 
-fn minutes_later(clock: &ManualClock, minutes: i64) -> String {
+fn minutes_later(clock: &TestClock, minutes: i64) -> String {
     format_timestamp(clock.now() + SignedDuration::from_mins(minutes))
 }
 
@@ -191,6 +192,8 @@ async fn a_scheduler_failure_on_create_leaves_no_scheduled_callback(backend: Bac
             .is_empty(),
         "nothing half-made"
     );
+    // Past both callbacks' times (and the sweeper's grace), a half-made one would be found.
+    rig.clock.advance(SignedDuration::from_mins(20));
     let report = dispatch::sweep(&rig.server.app, Duration::from_secs(5))
         .await
         .unwrap();

@@ -190,17 +190,19 @@ async fn a_json_trigger_schedules_a_callback_that_is_dispatched_like_any_other(b
         .await;
     assert_eq!(deliveries[0].json["data"]["callback"]["id"], callback["id"]);
     let id = callback["id"].as_str().unwrap();
-    for _ in 0..100 {
-        if org.get(&format!("/v1/callbacks/{id}")).await.body["status"] == "dispatched" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let done = org
-        .get(&format!("/v1/callbacks/{id}"))
-        .await
-        .expect(200)
-        .clone();
+    let done = common::eventually(
+        "the callback is dispatched",
+        Duration::from_secs(10),
+        || async {
+            let body = org
+                .get(&format!("/v1/callbacks/{id}"))
+                .await
+                .expect(200)
+                .clone();
+            (body["status"] == "dispatched").then_some(body)
+        },
+    )
+    .await;
     assert_eq!(done["created_session_id"], "sess_from_trigger");
     let trigger_id = trigger["id"].as_str().unwrap();
     let read = org

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use common::{Answer, Backend, Org, TestServer};
 use reqwest::Method;
@@ -220,9 +219,9 @@ fn slugs(list: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Lets the clock move on, so changes get distinct millisecond timestamps.
-async fn tick() {
-    tokio::time::sleep(Duration::from_millis(5)).await;
+/// Moves the server's clock on, so the next change gets a later millisecond timestamp.
+fn tick(server: &TestServer) {
+    server.clock.advance(jiff::SignedDuration::from_millis(2));
 }
 
 /// A JSON request with a raw body.
@@ -422,13 +421,13 @@ async fn get_with_version_on_a_numeric_id_is_400(backend: Backend) {
 // Update
 
 async fn put_on_a_draft_changes_only_the_fields_sent(backend: Backend) {
-    let (_server, org) = start(backend).await;
+    let (server, org) = start(backend).await;
     let flow = create(
         &org,
         json!({"name": "Before", "description": "kept", "channel_type": "chat"}),
     )
     .await;
-    tick().await;
+    tick(&server);
     let updated = org
         .put(
             &path(&flow),
@@ -997,22 +996,22 @@ async fn delete_answers_200_with_a_message(backend: Backend) {
 // List
 
 async fn list_is_newest_change_first(backend: Backend) {
-    let (_server, org) = start(backend).await;
+    let (server, org) = start(backend).await;
     let mut created = Vec::new();
     for name in ["a", "b", "c"] {
         created.push(slug(&create(&org, json!({"name": name})).await).to_owned());
-        tick().await;
+        tick(&server);
     }
     created.reverse();
     assert_eq!(slugs(&get(&org, "/v1/flows").await), created);
 }
 
 async fn an_update_moves_a_flow_to_the_top_of_the_list(backend: Backend) {
-    let (_server, org) = start(backend).await;
+    let (server, org) = start(backend).await;
     let older = create(&org, json!({"name": "older"})).await;
-    tick().await;
+    tick(&server);
     let newer = create(&org, json!({"name": "newer"})).await;
-    tick().await;
+    tick(&server);
     org.put(&path(&older), json!({"description": "touched"}))
         .await
         .expect(200);
@@ -1196,11 +1195,11 @@ async fn total_records_follow_a_change_of_channel_type(backend: Backend) {
 }
 
 async fn pagination_walks_every_flow_once_without_gaps(backend: Backend) {
-    let (_server, org) = start(backend).await;
+    let (server, org) = start(backend).await;
     let mut expected = Vec::new();
     for n in 0..5 {
         expected.push(slug(&create(&org, json!({"name": format!("flow {n}")})).await).to_owned());
-        tick().await;
+        tick(&server);
     }
     expected.reverse();
     let mut seen = Vec::new();
@@ -1990,17 +1989,13 @@ async fn yaml_aliases_that_expand_past_1_mib_are_400(backend: Backend) {
         vec!["x"; 5_000].join(","),
         vec!["*a"; 5_000].join(",")
     );
-    let started = std::time::Instant::now();
+    // Refused for what it would expand to, measured while walking it, never built (the guard's
+    // bounds are pinned by flows::data's unit tests).
     let answer = org
         .post("/v1/flows", json!({"name": "Bomb", "data": wide}))
         .await;
     answer.expect_error(400, "VALIDATION_ERROR");
     assert_eq!(answer.detail_fields(), ["data"]);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
 }
 
 async fn json_data_with_a_merge_key_is_400_rather_than_changed(backend: Backend) {

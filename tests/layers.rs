@@ -319,3 +319,39 @@ fn the_circle_finder_finds_circles() {
     ];
     assert_eq!(paths, expected);
 }
+
+/// Tests move the application's clock or wait for a condition (`common::eventually`,
+/// `Receiver::wait_for`); none sleeps hoping something happened meanwhile, and none asserts how
+/// long something took (that is for benchmarks). Only the shared helpers in tests/common may
+/// sleep: the polling loop, the test clock, a receiver that answers slowly on purpose.
+#[test]
+fn the_suite_never_sleeps_to_synchronise_nor_times_itself() {
+    // Spelled in pieces so this file does not match itself.
+    let forbidden = [
+        ["time::", "sleep("].concat(),
+        ["thread::", "sleep("].concat(),
+        ["Instant::", "now()"].concat(),
+        [".elap", "sed()"].concat(),
+    ];
+    let mut offences = Vec::new();
+    for entry in std::fs::read_dir(root().join("tests")).expect("tests/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|ext| ext != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("a test file");
+        for (number, line) in text.lines().enumerate() {
+            for pattern in &forbidden {
+                if line.contains(pattern.as_str()) {
+                    offences.push(format!(
+                        "{}:{}: {}",
+                        path.display(),
+                        number + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(offences.is_empty(), "{offences:#?}");
+}

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use aws_sdk_scheduler::Client;
 use aws_sdk_scheduler::error::ProvideErrorMetadata;
 use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
@@ -11,8 +13,11 @@ use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode, Sc
 use flowline_adapters::eventbridge::{EventBridgeScheduler, EventBridgeSettings};
 use flowline_core::ids;
 use flowline_core::scheduler::{DispatchJob, Scheduler};
-use flowline_core::time::parse_timestamp;
+use flowline_core::time::{ManualClock, parse_timestamp};
 use serde_json::{Value, json};
+
+/// Where the adapter's clock stands: a schedule "for now" is made for it.
+const NOW: &str = "2030-06-01T00:00:00.250Z";
 
 /// The adapter, a client to look behind it, and the settings both use.
 struct Fixture {
@@ -28,7 +33,8 @@ async fn fixture() -> Fixture {
     // the emulator's CreateScheduleGroup replaces an existing group, schedules and all).
     settings.group = format!("{}-{}", settings.group, ids::random_token(6));
     let client = Client::new(&sdk);
-    let scheduler = EventBridgeScheduler::new(client.clone(), settings.clone());
+    let clock = Arc::new(ManualClock::new(at(NOW)));
+    let scheduler = EventBridgeScheduler::new(client.clone(), settings.clone(), clock);
     scheduler.ensure_group().await.expect("the group is made");
     Fixture {
         scheduler,
@@ -88,22 +94,52 @@ impl Fixture {
 }
 
 #[tokio::test]
-async fn a_schedule_for_almost_now_fires_a_few_seconds_after_it_is_made() {
+async fn a_schedule_for_now_fires_five_seconds_later_rounded_up_to_the_second() {
     let fixture = fixture().await;
-    let job = job();
-    let now = jiff::Timestamp::now();
+    let (now, earlier) = (job(), job());
     fixture
         .scheduler
-        .schedule(&job, now)
+        .schedule(&now, at(NOW))
         .await
         .expect("scheduled");
-    let schedule = fixture.get(&job.callback_id).await;
-    let expression = schedule.schedule_expression().unwrap();
-    let fires = at(&format!("{}Z", &expression[3..expression.len() - 1]));
-    let lead = fires.duration_since(now);
-    assert!(
-        lead >= jiff::SignedDuration::from_secs(5) && lead <= jiff::SignedDuration::from_secs(7),
-        "{lead:?}"
+    // A time already past is treated the same: a schedule cannot be in the past.
+    fixture
+        .scheduler
+        .schedule(&earlier, at("2030-05-31T23:00:00Z"))
+        .await
+        .expect("scheduled");
+    // 00:00:00.250 + 5 s = 00:00:05.250, rounded up: the item is written after the schedule,
+    // and a schedule that fired before it would find nothing.
+    for job in [&now, &earlier] {
+        let schedule = fixture.get(&job.callback_id).await;
+        assert_eq!(
+            schedule.schedule_expression(),
+            Some("at(2030-06-01T00:00:06)")
+        );
+    }
+    // Just past the lead, the time asked for stands.
+    let later = job();
+    fixture
+        .scheduler
+        .schedule(&later, at("2030-06-01T00:00:05.251Z"))
+        .await
+        .expect("scheduled");
+    assert_eq!(
+        fixture.get(&later.callback_id).await.schedule_expression(),
+        Some("at(2030-06-01T00:00:06)")
+    );
+    let much_later = job();
+    fixture
+        .scheduler
+        .schedule(&much_later, at("2031-05-06T07:08:15.001Z"))
+        .await
+        .expect("scheduled");
+    assert_eq!(
+        fixture
+            .get(&much_later.callback_id)
+            .await
+            .schedule_expression(),
+        Some("at(2031-05-06T07:08:16)")
     );
 }
 

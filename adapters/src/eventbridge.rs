@@ -9,7 +9,10 @@ use aws_sdk_scheduler::types::{
     ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode,
     RetryPolicy, ScheduleState, Target,
 };
+use std::sync::Arc;
+
 use flowline_core::scheduler::{DispatchJob, Scheduler, SchedulerError};
+use flowline_core::time::Clock;
 use jiff::Timestamp;
 
 pub const DEFAULT_GROUP: &str = "flowline-callbacks";
@@ -36,6 +39,7 @@ pub struct EventBridgeSettings {
 pub struct EventBridgeScheduler {
     client: aws_sdk_scheduler::Client,
     settings: EventBridgeSettings,
+    clock: Arc<dyn Clock>,
 }
 
 fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
@@ -62,8 +66,17 @@ pub fn at_expression(at: Timestamp) -> String {
 }
 
 impl EventBridgeScheduler {
-    pub fn new(client: aws_sdk_scheduler::Client, settings: EventBridgeSettings) -> Self {
-        Self { client, settings }
+    /// Schedules made "for now" are made for `clock`'s now plus a lead (see [`MIN_LEAD`]).
+    pub fn new(
+        client: aws_sdk_scheduler::Client,
+        settings: EventBridgeSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            client,
+            settings,
+            clock,
+        }
     }
 
     /// Creates the schedule group when missing (local use; in the cloud the template owns it).
@@ -171,10 +184,10 @@ fn is_code(err: &SchedulerError, code: &str) -> bool {
 /// A schedule made for "almost now" could fire before the callback's item is written (the
 /// create writes the schedule first), and `at()` has whole seconds: schedules fire at least this
 /// long after they are made. Dispatch accepts a schedule up to 30 s after `scheduled_at`.
-const MIN_LEAD: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
+pub const MIN_LEAD: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
 
-fn fire_time(at: Timestamp) -> Timestamp {
-    let earliest = Timestamp::now() + MIN_LEAD;
+pub fn fire_time(at: Timestamp, now: Timestamp) -> Timestamp {
+    let earliest = now + MIN_LEAD;
     let at = at.max(earliest);
     // Round up to the second: `at()` truncates, and early is never due.
     let rounded = Timestamp::from_second(at.as_second() + i64::from(at.subsec_nanosecond() > 0));
@@ -184,7 +197,7 @@ fn fire_time(at: Timestamp) -> Timestamp {
 #[async_trait]
 impl Scheduler for EventBridgeScheduler {
     async fn schedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
-        let at = fire_time(at);
+        let at = fire_time(at, self.clock.now());
         match self.create(job, at).await {
             // A retried create (same callback id): make the existing schedule say the same.
             Err(err) if is_code(&err, "ConflictException") => self.update(job, at).await,
@@ -193,7 +206,7 @@ impl Scheduler for EventBridgeScheduler {
     }
 
     async fn reschedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
-        let at = fire_time(at);
+        let at = fire_time(at, self.clock.now());
         match self.update(job, at).await {
             Err(err) if is_code(&err, "ResourceNotFoundException") => self.create(job, at).await,
             other => other,

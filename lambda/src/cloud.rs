@@ -24,6 +24,7 @@ use flowline_core::auth::KeyStore;
 use flowline_core::config::{
     self, Config, DEFAULT_KEYS_TABLE, DEFAULT_SCHEDULE_GROUP, DEFAULT_TABLE, StartupError, env,
 };
+use flowline_core::time::SystemClock;
 
 /// A function's application under construction.
 pub struct Cloud {
@@ -84,9 +85,11 @@ impl Cloud {
             })
         })())?;
         let client = aws_sdk_scheduler::Client::new(&self.sdk);
-        self.app = self
-            .app
-            .scheduler(Arc::new(EventBridgeScheduler::new(client, settings)));
+        self.app = self.app.scheduler(Arc::new(EventBridgeScheduler::new(
+            client,
+            settings,
+            Arc::new(SystemClock),
+        )));
         Ok(self)
     }
 

@@ -2,6 +2,7 @@
 //! organization per test (so tests never see each other's data), and a small HTTP client.
 #![allow(dead_code)]
 
+pub mod clock;
 pub mod receiver;
 pub mod wiring;
 
@@ -12,7 +13,12 @@ use flowline_core::App;
 use flowline_core::auth::KeyKind;
 use flowline_core::config::Config;
 use flowline_core::ids;
+use flowline_core::scheduler::DispatchJob;
+use flowline_core::scheduler::in_process::InProcessScheduler;
+use jiff::Timestamp;
 use serde_json::Value;
+
+use self::clock::TestClock;
 
 pub const SIGNING_KEY: &[u8] = b"test signing key, 32 bytes long!";
 
@@ -53,6 +59,106 @@ macro_rules! on_every_store {
 pub fn http_client() -> reqwest::Client {
     flowline_adapters::webhook_http::install_tls_provider();
     reqwest::Client::new()
+}
+
+/// Test logs through `RUST_LOG` (captured per test).
+pub fn init_test_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// `at(2026-11-21T14:15:22)` → that second, in UTC.
+pub fn parse_at_expression(expression: &str) -> Timestamp {
+    let inner = expression
+        .strip_prefix("at(")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{expression} is an at() expression"));
+    format!("{inner}Z")
+        .parse()
+        .unwrap_or_else(|err| panic!("{expression}: {err}"))
+}
+
+/// A schedule of this test process's group, read back from the emulator; `None` only when the
+/// emulator says it does not exist.
+pub async fn read_schedule(
+    name: &str,
+) -> Option<aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput> {
+    use aws_sdk_scheduler::error::ProvideErrorMetadata;
+    let client = aws_sdk_scheduler::Client::new(&emulator_config().await);
+    match client
+        .get_schedule()
+        .name(name)
+        .group_name(scheduler_settings().group)
+        .send()
+        .await
+    {
+        Ok(schedule) => Some(schedule),
+        Err(err) if err.code() == Some("ResourceNotFoundException") => None,
+        Err(err) => panic!(
+            "GetSchedule {name}: {}",
+            aws_sdk_scheduler::error::DisplayErrorContext(err)
+        ),
+    }
+}
+
+/// The names of every schedule of this test process's group.
+pub async fn schedule_names() -> Vec<String> {
+    let client = aws_sdk_scheduler::Client::new(&emulator_config().await);
+    let listed = client
+        .list_schedules()
+        .group_name(scheduler_settings().group)
+        .send()
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "ListSchedules: {}",
+                aws_sdk_scheduler::error::DisplayErrorContext(err)
+            )
+        });
+    listed
+        .schedules()
+        .iter()
+        .filter_map(|schedule| schedule.name().map(str::to_owned))
+        .collect()
+}
+
+async fn delete_schedule(name: &str) {
+    let client = aws_sdk_scheduler::Client::new(&emulator_config().await);
+    client
+        .delete_schedule()
+        .name(name)
+        .group_name(scheduler_settings().group)
+        .send()
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "DeleteSchedule {name}: {}",
+                aws_sdk_scheduler::error::DisplayErrorContext(err)
+            )
+        });
+}
+
+/// Waits for `condition` to hold, checking every few milliseconds, for at most `within` — for
+/// work the server finishes after answering. Never a fixed sleep: it returns as soon as the
+/// condition holds, and fails the test (with `what`) if it never does.
+pub async fn eventually<T, F, Fut>(what: &str, within: std::time::Duration, mut condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = condition().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// The emulator's SDK configuration; fails loudly when the suite runs without it.
@@ -167,6 +273,17 @@ pub struct TestServer {
     pub app: Arc<App>,
     pub client: reqwest::Client,
     pub backend: Backend,
+    /// The application's clock: tests move it instead of sleeping.
+    pub clock: Arc<TestClock>,
+    /// The in-process timers (the scheduler on memory; "dispatch now" on both).
+    pub timers: Arc<InProcessScheduler>,
+}
+
+/// A callback's schedule as the scheduler holds it: when it fires and what it hands dispatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledJob {
+    pub at: Timestamp,
+    pub job: DispatchJob,
 }
 
 impl TestServer {
@@ -177,10 +294,7 @@ impl TestServer {
     /// A server whose `allow_private_targets` is as given (`start` allows them, so tests can
     /// use a loopback receiver; `false` is the cloud's setting).
     pub async fn start_with(backend: Backend, allow_private_targets: bool) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
+        init_test_logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -189,16 +303,18 @@ impl TestServer {
             public_base_url: base.clone(),
             allow_private_targets,
         };
-        let app = compose::build(
+        let clock = Arc::new(TestClock::default());
+        let local = compose::build_with_clock(
             own_storage(backend).await,
             scheduling(backend).await,
             SIGNING_KEY,
             config,
             true,
+            clock.clone(),
         )
         .await
         .expect("app builds");
-        let served = app.clone();
+        let served = local.app.clone();
         tokio::spawn(async move {
             flowline::server::serve(listener, served, std::future::pending())
                 .await
@@ -206,14 +322,19 @@ impl TestServer {
         });
         Self {
             base,
-            app,
+            app: local.app,
             client: http_client(),
             backend,
+            clock,
+            timers: local.timers,
         }
     }
 
-    /// Serves an app built by the test itself (custom adapters).
-    pub async fn serve(app: Arc<App>, backend: Backend) -> Self {
+    /// Serves an app built by the test itself (custom adapters, no in-process timers) on
+    /// `clock`.
+    pub async fn serve(app: Arc<App>, backend: Backend, clock: Arc<TestClock>) -> Self {
+        let timers = Arc::new(InProcessScheduler::new(clock.clone()));
+        init_test_logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -229,7 +350,57 @@ impl TestServer {
             app,
             client: http_client(),
             backend,
+            clock,
+            timers,
         }
+    }
+
+    /// The schedule of `callback_id`, as the scheduler holds it, or `None` when there is none:
+    /// the in-process timer, or the EventBridge schedule read back from the emulator (its
+    /// `at()` expression, group and input). Any other failure to read it fails the test.
+    pub async fn schedule_of(&self, callback_id: &str) -> Option<ScheduledJob> {
+        match self.backend {
+            Backend::Memory => self.timers.armed_at(callback_id).map(|at| ScheduledJob {
+                at,
+                // The timer runs the callback's own job; only its time is observable.
+                job: DispatchJob {
+                    callback_id: callback_id.to_owned(),
+                    organization_id: String::new(),
+                },
+            }),
+            Backend::DynamoDb => {
+                let schedule = read_schedule(callback_id).await?;
+                let expression = schedule.schedule_expression().expect("an expression");
+                assert_eq!(schedule.schedule_expression_timezone(), Some("UTC"));
+                let input = schedule
+                    .target()
+                    .and_then(|target| target.input())
+                    .expect("the schedule's target has an input");
+                Some(ScheduledJob {
+                    at: parse_at_expression(expression),
+                    job: serde_json::from_str(input).expect("the input is a dispatch job"),
+                })
+            }
+        }
+    }
+
+    /// Lets the callback's schedule fire as the cloud would: the clock moves to the schedule's
+    /// time; an in-process timer then fires by itself, an EventBridge schedule (which the
+    /// emulator never fires) has its input handed to the `dispatch` handler and is deleted
+    /// after (`ActionAfterCompletion: DELETE`). Answers the time it fired at.
+    pub async fn fire_schedule(&self, callback_id: &str) -> Timestamp {
+        let scheduled = self
+            .schedule_of(callback_id)
+            .await
+            .unwrap_or_else(|| panic!("{callback_id} has a schedule"));
+        self.clock.advance_to(scheduled.at);
+        if self.backend == Backend::DynamoDb {
+            dispatch::handle(&self.app, scheduled.job)
+                .await
+                .expect("dispatch runs");
+            delete_schedule(callback_id).await;
+        }
+        scheduled.at
     }
 
     /// A fresh organization with a private and a public key.

@@ -13,7 +13,13 @@ use tokio::task::AbortHandle;
 use super::{DispatchInvoker, DispatchJob, JobRunner, Scheduler, SchedulerError};
 use crate::time::Clock;
 
-type Timers = Arc<Mutex<HashMap<String, AbortHandle>>>;
+/// A timer: the task that waits, and the time it waits for (`None`: "dispatch now").
+struct Timer {
+    task: AbortHandle,
+    at: Option<Timestamp>,
+}
+
+type Timers = Arc<Mutex<HashMap<String, Timer>>>;
 
 pub struct InProcessScheduler {
     timers: Timers,
@@ -21,7 +27,7 @@ pub struct InProcessScheduler {
     runner: OnceLock<Weak<dyn JobRunner>>,
 }
 
-fn lock(timers: &Timers) -> std::sync::MutexGuard<'_, HashMap<String, AbortHandle>> {
+fn lock(timers: &Timers) -> std::sync::MutexGuard<'_, HashMap<String, Timer>> {
     timers
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -54,18 +60,33 @@ impl InProcessScheduler {
         let job = job.clone();
         let callback_id = job.callback_id.clone();
         let timers = self.timers.clone();
-        let wait = at.map(|at| at.duration_since(self.clock.now()));
+        let clock = self.clock.clone();
+        // Held while spawning, so the task cannot look for its entry before it is there.
+        let mut armed = lock(&self.timers);
         let task = tokio::spawn(async move {
-            if let Some(wait) = wait.filter(|wait| wait.is_positive()) {
-                tokio::time::sleep(wait.unsigned_abs()).await;
+            if let Some(at) = at {
+                clock.sleep_until(at).await;
             }
-            lock(&timers).remove(&job.callback_id);
+            {
+                // Only this timer's own entry: a newer one may have replaced it meanwhile.
+                let mut timers = lock(&timers);
+                if timers
+                    .get(&job.callback_id)
+                    .is_some_and(|timer| timer.task.id() == tokio::task::id())
+                {
+                    timers.remove(&job.callback_id);
+                }
+            }
             if let Some(runner) = runner.upgrade() {
                 runner.run_job(&job).await;
             }
         });
-        if let Some(previous) = lock(&self.timers).insert(callback_id, task.abort_handle()) {
-            previous.abort();
+        let timer = Timer {
+            task: task.abort_handle(),
+            at,
+        };
+        if let Some(previous) = armed.insert(callback_id, timer) {
+            previous.task.abort();
         }
         Ok(())
     }
@@ -73,6 +94,14 @@ impl InProcessScheduler {
     /// How many timers are armed (for tests).
     pub fn pending(&self) -> usize {
         lock(&self.timers).len()
+    }
+
+    /// When the timer of `callback_id` fires, if one is armed for a time (for tests: what an
+    /// EventBridge schedule's `at()` expression is to the cloud).
+    pub fn armed_at(&self, callback_id: &str) -> Option<Timestamp> {
+        lock(&self.timers)
+            .get(callback_id)
+            .and_then(|timer| timer.at)
     }
 }
 
@@ -88,7 +117,7 @@ impl Scheduler for InProcessScheduler {
 
     async fn unschedule(&self, callback_id: &str) -> Result<(), SchedulerError> {
         if let Some(timer) = lock(&self.timers).remove(callback_id) {
-            timer.abort();
+            timer.task.abort();
         }
         Ok(())
     }
