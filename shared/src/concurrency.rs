@@ -1,12 +1,65 @@
 //! Optimistic concurrency: a use case reads, decides, and writes on condition that nothing it
 //! read has changed. When another request won the race, the whole attempt runs again from the
-//! read, so it decides on what is true now.
+//! read, so it decides on what is true now — after a pause ([`Backoff`]), so contenders spread
+//! out instead of colliding again, until the request's deadline.
 
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::deadline;
 use crate::error::{ApiError, ApiResult};
 use crate::store::StoreError;
 
-/// Enough for real contention on one resource; beyond it the caller is told to retry.
-const ATTEMPTS: usize = 5;
+/// Capped exponential backoff with full jitter: the pause before attempt n+1 is uniform in
+/// [0, min(cap, base·2ⁿ)], so contenders that collided spread out (AWS's recommended shape for
+/// retries against DynamoDB), and nothing waits past the deadline of the work in hand.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    pub const fn new(base: Duration, cap: Duration) -> Self {
+        Self {
+            base,
+            cap,
+            attempt: 0,
+        }
+    }
+
+    /// For lost races and store conflicts: 10 ms, doubling, at most 1 s.
+    pub const fn for_store() -> Self {
+        Self::new(Duration::from_millis(10), Duration::from_secs(1))
+    }
+
+    /// The next pause (drawn at random), and one more attempt counted.
+    pub fn next_pause(&mut self) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << self.attempt.min(20))
+            .min(self.cap);
+        self.attempt += 1;
+        rand::rng().random_range(Duration::ZERO..=ceiling)
+    }
+
+    /// Pauses before the next attempt; `false` (at once) when the pause would end past the
+    /// deadline, leaving `keep` of it for the work after the attempts.
+    pub async fn pause(&mut self, keep: Duration) -> bool {
+        let pause = self.next_pause();
+        if pause + keep >= deadline::remaining() {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+        true
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+}
 
 /// Why an attempt ended without a result.
 #[derive(Debug)]
@@ -31,21 +84,89 @@ impl From<StoreError> for Failure {
     }
 }
 
-/// Runs `attempt` until it succeeds, fails for a reason other than a lost race, or has lost
-/// [`ATTEMPTS`] races. Write it as `move || async move { … }` over borrowed inputs.
+/// Runs `attempt` until it succeeds, fails for a reason other than a lost race, or the deadline
+/// of the work in hand is near: then the caller is told to retry (503, `Retry-After`). Write it
+/// as `move || async move { … }` over borrowed inputs.
 pub async fn optimistic<T, F, Fut>(mut attempt: F) -> ApiResult<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Failure>>,
 {
-    for _ in 0..ATTEMPTS {
+    let mut backoff = Backoff::for_store();
+    loop {
         match attempt().await {
             Ok(value) => return Ok(value),
             Err(Failure::Api(err)) => return Err(err),
-            Err(Failure::Raced) => tokio::task::yield_now().await,
+            Err(Failure::Raced) => {
+                if !backoff.pause(Duration::from_millis(500)).await {
+                    tracing::warn!(
+                        attempts = backoff.attempts(),
+                        "gave up on a resource other requests keep changing"
+                    );
+                    return Err(ApiError::unavailable());
+                }
+            }
         }
     }
-    Err(ApiError::conflict(
-        "The resource is being changed by other requests; retry",
-    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tokio::time::Instant;
+
+    #[test]
+    fn pauses_grow_exponentially_up_to_the_cap_with_full_jitter() {
+        let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(80));
+        for ceiling in [10, 20, 40, 80, 80, 80] {
+            let pause = backoff.next_pause();
+            assert!(
+                pause <= Duration::from_millis(ceiling),
+                "{pause:?} > {ceiling} ms"
+            );
+        }
+        // Full jitter: pauses spread over the whole range, not around the ceiling.
+        let pauses: Vec<Duration> = (0..200)
+            .map(|_| {
+                Backoff::new(Duration::from_millis(80), Duration::from_millis(80)).next_pause()
+            })
+            .collect();
+        assert!(pauses.iter().any(|p| *p < Duration::from_millis(20)));
+        assert!(pauses.iter().any(|p| *p > Duration::from_millis(60)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_race_is_retried_until_the_deadline_then_answered_503() {
+        let attempts = AtomicU32::new(0);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(5);
+        let outcome: ApiResult<()> = deadline::within(
+            deadline,
+            optimistic(|| async {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                Err(Failure::Raced)
+            }),
+        )
+        .await;
+        let err = outcome.unwrap_err();
+        assert_eq!(err.code, crate::error::ErrorCode::UpstreamUnavailable);
+        assert!(attempts.load(Ordering::SeqCst) > 5, "retried many times");
+        assert!(Instant::now() <= deadline, "within the deadline");
+
+        // A race won after a few losses is a success.
+        let attempts = AtomicU32::new(0);
+        let won = deadline::within(
+            Instant::now() + Duration::from_secs(5),
+            optimistic(|| async {
+                if attempts.fetch_add(1, Ordering::SeqCst) < 3 {
+                    Err(Failure::Raced)
+                } else {
+                    Ok(7)
+                }
+            }),
+        )
+        .await;
+        assert_eq!(won.unwrap(), 7);
+    }
 }

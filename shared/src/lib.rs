@@ -11,6 +11,7 @@ pub mod auth;
 pub mod callbacks;
 pub mod concurrency;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod fields;
 pub mod flow_callbacks;
