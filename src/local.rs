@@ -66,6 +66,7 @@ pub async fn run() -> Result<(), StartupError> {
         public_base_url: config::public_base_url_from_env()
             .unwrap_or_else(|| format!("http://{addr}")),
         allow_private_targets: config::allow_private_targets_from_env(),
+        request_budget: flowline_core::deadline::HTTP_BUDGET,
     };
     let sdk_config = flowline_adapters::sdk::load().await;
     let storage = match config::var(env::STORE).as_deref() {

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use flowline_core::deadline;
 use flowline_core::error::ErrorCode;
-use flowline_core::http::{MAX_BODY_BYTES, render};
+use flowline_core::http::{MAX_BODY_BYTES, render, text_header};
 use flowline_core::routes::{Access, RouteMatch, match_route};
 use flowline_core::{ApiError, ApiRequest, ApiResponse, App};
 use http::{Method, header};
@@ -30,6 +31,12 @@ pub async fn serve(
 }
 
 async fn handle(State(app): State<Arc<App>>, request: axum::extract::Request) -> Response {
+    // As in the cloud: a request has API Gateway's time, from its arrival.
+    let deadline = tokio::time::Instant::now() + app.config.request_budget;
+    deadline::within(deadline, answer(app, request)).await
+}
+
+async fn answer(app: Arc<App>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     if parts.method == Method::GET && path == "/openapi.yaml" {
@@ -62,10 +69,11 @@ async fn handle(State(app): State<Arc<App>>, request: axum::extract::Request) ->
             let caller = match route.access {
                 Access::Open => None,
                 Access::ApiKey => {
-                    let authorization = parts
-                        .headers
-                        .get(header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok());
+                    let authorization =
+                        match text_header(&parts.headers, header::AUTHORIZATION.as_str()) {
+                            Ok(authorization) => authorization,
+                            Err(err) => return to_response(ApiResponse::error(&err)),
+                        };
                     match app.keys.authenticate(authorization).await {
                         Ok(caller) => Some(caller),
                         Err(err) => return to_response(ApiResponse::error(&err)),

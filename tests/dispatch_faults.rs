@@ -124,6 +124,7 @@ async fn rig(backend: Backend) -> Rig {
     let config = Config {
         public_base_url: "http://flowline.test".to_owned(),
         allow_private_targets: true,
+        request_budget: flowline_core::deadline::HTTP_BUDGET,
     };
     let app: Arc<App> = App::builder(table.clone(), keys, config)
         .scheduler(scheduler.clone())

@@ -52,6 +52,7 @@ fn app() -> Rig {
         Config {
             public_base_url: "https://api.flowline.example.com".to_owned(),
             allow_private_targets: false,
+            request_budget: flowline_core::deadline::HTTP_BUDGET,
         },
         SIGNING_KEY,
     )
@@ -393,12 +394,21 @@ fn fixtures_carry_the_authorizer_context_as_the_caller() {
             KeyKind::Private
         };
         assert_eq!(caller.kind, kind, "{name}");
-        let authorization = request.header("authorization").expect("authorization");
+        let authorization = request
+            .header("authorization")
+            .unwrap()
+            .expect("authorization");
         assert!(authorization.starts_with(&format!("Bearer {}", kind.prefix())));
         if !request.body.is_empty() {
-            assert_eq!(request.header("content-type"), Some("application/json"));
+            assert_eq!(
+                request.header("content-type").unwrap(),
+                Some("application/json")
+            );
             let _: Value = serde_json::from_slice(&request.body).expect("a JSON body");
-            let length = request.header("content-length").expect("content-length");
+            let length = request
+                .header("content-length")
+                .unwrap()
+                .expect("content-length");
             assert_eq!(
                 length,
                 request.body.len().to_string(),
@@ -629,6 +639,7 @@ fn callback_app() -> (Rig, Arc<ManualClock>) {
     let config = Config {
         public_base_url: "https://api.flowline.example.com".to_owned(),
         allow_private_targets: true,
+        request_budget: flowline_core::deadline::HTTP_BUDGET,
     };
     let rig = Rig::new(
         clock.clone(),

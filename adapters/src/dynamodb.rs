@@ -2,20 +2,31 @@
 //! Reads are strongly consistent (there are no GSIs: every list reads index items that the same
 //! transaction wrote, so a list always agrees with a get). Multi-item writes are one
 //! `TransactWriteItems`; single writes are one conditional `PutItem`/`DeleteItem`/`UpdateItem`.
+//!
+//! What DynamoDB does under load is handled here, so the use cases see only "done", "a
+//! condition did not hold" or "unavailable":
+//! - Throttling, 5xx, timeouts and transaction conflicts are retried with capped exponential
+//!   backoff and full jitter (the SDK's own three attempts first, then ours) until the deadline
+//!   of the request in hand (`flowline_core::deadline`); then the call is `Unavailable` (503).
+//! - A retry must not turn a write that was applied (its answer lost) into a failure: a
+//!   transaction carries one `ClientRequestToken` over all its attempts, so DynamoDB answers a
+//!   repeat of an applied one with success; a single conditional write asks for the item on a
+//!   failed condition and, finding exactly what it wrote, knows the write was its own.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement,
-    KeyType, KeysAndAttributes, Put, ReturnValue, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification, TransactWriteItem, Update,
+    KeyType, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TransactWriteItem, Update,
 };
+use flowline_core::concurrency::Backoff;
 use flowline_core::store::{
-    Expect, Item, Key, Query, SortRange, StoreError, Table, Write, check_transaction,
+    Expect, Item, Key, Query, SortRange, StoreError, Table, Write, check_key, check_transaction,
 };
 use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value};
 
@@ -49,7 +60,7 @@ impl DynamoTable {
         {
             Ok(_) => return self.wait_until_active().await,
             Err(err) if error_code(&err) == Some("ResourceNotFoundException") => {}
-            Err(err) => return Err(classify(err)),
+            Err(err) => return Err(fail(err)),
         }
         let attribute = |name: &str| {
             AttributeDefinition::builder()
@@ -80,7 +91,7 @@ impl DynamoTable {
             Ok(_) => {}
             // Another process created it first.
             Err(err) if error_code(&err) == Some("ResourceInUseException") => {}
-            Err(err) => return Err(classify(err)),
+            Err(err) => return Err(fail(err)),
         }
         self.wait_until_active().await?;
         let ttl = TimeToLiveSpecification::builder()
@@ -99,7 +110,7 @@ impl DynamoTable {
             Ok(_) => Ok(()),
             // Already enabled by a concurrent creator.
             Err(err) if error_code(&err) == Some("ValidationException") => Ok(()),
-            Err(err) => Err(classify(err)),
+            Err(err) => Err(fail(err)),
         }
     }
 
@@ -111,7 +122,7 @@ impl DynamoTable {
                 .table_name(&self.table)
                 .send()
                 .await
-                .map_err(classify)?;
+                .map_err(fail)?;
             if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
                 return Ok(());
             }
@@ -208,6 +219,35 @@ impl DynamoTable {
         Ok(item)
     }
 
+    /// Runs `call` until it is done or fails for good, retrying what is [`Failed::Transient`]
+    /// until the deadline of the work in hand.
+    async fn retrying<T, F, Fut>(&self, operation: &str, mut call: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Failed>>,
+    {
+        let mut backoff = Backoff::for_store();
+        loop {
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(Failed::Final(err)) => return Err(err),
+                Err(Failed::Transient(reason)) => {
+                    // Half a second is kept for what the caller does after this call.
+                    if !backoff.pause(Duration::from_millis(500)).await {
+                        tracing::warn!(
+                            operation,
+                            attempts = backoff.attempts(),
+                            %reason,
+                            "DynamoDB kept failing until the deadline"
+                        );
+                        return Err(StoreError::Unavailable(format!("{operation}: {reason}")));
+                    }
+                    tracing::debug!(operation, %reason, "retrying a DynamoDB call");
+                }
+            }
+        }
+    }
+
     async fn write_one(&self, write: Write) -> Result<(), StoreError> {
         match write {
             Write::Put {
@@ -216,30 +256,52 @@ impl DynamoTable {
                 expect,
                 expires_at,
             } => {
+                let item = Self::item_attributes(&key, &doc, expect, expires_at)?;
                 let condition = Condition::of(expect);
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(Self::item_attributes(&key, &doc, expect, expires_at)?))
-                    .set_condition_expression(condition.expression)
-                    .set_expression_attribute_values(condition.values)
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(classify)
+                self.retrying("PutItem", || async {
+                    let answer = self
+                        .client
+                        .put_item()
+                        .table_name(&self.table)
+                        .set_item(Some(item.clone()))
+                        .set_condition_expression(condition.expression.clone())
+                        .set_expression_attribute_values(condition.values.clone())
+                        .return_values_on_condition_check_failure(
+                            ReturnValuesOnConditionCheckFailure::AllOld,
+                        )
+                        .send()
+                        .await;
+                    match answer {
+                        Ok(_) => Ok(()),
+                        Err(err) => match failed_condition(&err) {
+                            // The item is already exactly what this call writes: an earlier
+                            // attempt of it was applied and its answer lost.
+                            Some(Some(current)) if is_written(&current, &item) => Ok(()),
+                            Some(_) => Err(Failed::Final(StoreError::ConditionFailed)),
+                            None => Err(classify(err)),
+                        },
+                    }
+                })
+                .await
             }
             Write::Delete { key, expect } => {
                 let condition = Condition::of(expect);
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(Self::key_attributes(&key)))
-                    .set_condition_expression(condition.expression)
-                    .set_expression_attribute_values(condition.values)
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(classify)
+                let attributes = Self::key_attributes(&key);
+                // A retried delete that finds its item gone answers ConditionFailed, as any
+                // delete of a missing item does: its callers read again and see it gone.
+                self.retrying("DeleteItem", || async {
+                    self.client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .set_key(Some(attributes.clone()))
+                        .set_condition_expression(condition.expression.clone())
+                        .set_expression_attribute_values(condition.values.clone())
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(classify)
+                })
+                .await
             }
             Write::Add { key, delta } => self.increment(&key, delta).await.map(drop),
             check @ Write::Check { .. } => self.transact(vec![check]).await,
@@ -251,14 +313,63 @@ impl DynamoTable {
             .into_iter()
             .map(|write| self.transact_item(write))
             .collect::<Result<Vec<_>, _>>()?;
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map(drop)
-            .map_err(classify_transaction)
+        // One token for every attempt: DynamoDB answers the repeat of an applied transaction
+        // (within 10 minutes) with success instead of applying it again or failing its
+        // conditions.
+        let token = flowline_core::ids::random_token(32);
+        self.retrying("TransactWriteItems", || async {
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(&token)
+                .send()
+                .await
+                .map(drop)
+                .map_err(classify_transaction)
+        })
+        .await
     }
+}
+
+/// How a call failed: worth another attempt, or not.
+enum Failed {
+    /// Throttled, a transaction conflict, a 5xx, a timeout, a dropped connection.
+    Transient(String),
+    Final(StoreError),
+}
+
+/// For a failed conditional write: `Some(the item as it is, if it exists)`; `None` when the
+/// failure was something else.
+fn failed_condition<E, R>(err: &SdkError<E, R>) -> Option<Option<HashMap<String, AttributeValue>>>
+where
+    E: ProvideErrorMetadata + ConditionFailure,
+{
+    match err {
+        SdkError::ServiceError(service) => service.err().failed_condition(),
+        _ => None,
+    }
+}
+
+/// The conditional-check failure inside an operation's error type.
+trait ConditionFailure {
+    fn failed_condition(&self) -> Option<Option<HashMap<String, AttributeValue>>>;
+}
+
+impl ConditionFailure for aws_sdk_dynamodb::operation::put_item::PutItemError {
+    fn failed_condition(&self) -> Option<Option<HashMap<String, AttributeValue>>> {
+        match self {
+            Self::ConditionalCheckFailedException(failed) => Some(failed.item().cloned()),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `current` is exactly the item `written` (revision and document included).
+fn is_written(
+    current: &HashMap<String, AttributeValue>,
+    written: &HashMap<String, AttributeValue>,
+) -> bool {
+    current == written
 }
 
 /// The condition expression for an [`Expect`].
@@ -344,26 +455,39 @@ fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> 
     }
 }
 
-/// Maps an SDK error to what the use cases act on.
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    err: SdkError<E, R>,
-) -> StoreError {
+/// What a failed call means for the use cases. Messages carry the AWS error code and message
+/// (`DisplayErrorContext`), never a bare "service error".
+fn classify<E, R>(err: SdkError<E, R>) -> Failed
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
     match error_code(&err) {
-        Some("ConditionalCheckFailedException" | "TransactionConflictException") => {
-            StoreError::ConditionFailed
-        }
+        Some("ConditionalCheckFailedException") => Failed::Final(StoreError::ConditionFailed),
         Some(
             "ProvisionedThroughputExceededException"
             | "ThrottlingException"
             | "RequestLimitExceeded"
             | "InternalServerError"
             | "ServiceUnavailable"
-            | "ResourceNotFoundException",
-        ) => StoreError::Unavailable(format!("{err:?}")),
-        Some(code) => StoreError::Corrupt(format!("{code}: {}", err.message().unwrap_or_default())),
-        // Timeouts, connection failures, unreadable answers: the call may be retried.
-        None => StoreError::Unavailable(format!("{err}")),
+            | "TransactionConflictException"
+            | "TransactionInProgressException",
+        ) => Failed::Transient(DisplayErrorContext(err).to_string()),
+        Some("ResourceNotFoundException") => Failed::Final(StoreError::Unavailable(
+            DisplayErrorContext(err).to_string(),
+        )),
+        Some("ValidationException") if is_key_too_long(&err) => {
+            Failed::Final(StoreError::InvalidKey(DisplayErrorContext(err).to_string()))
+        }
+        Some(_) => Failed::Final(StoreError::Corrupt(DisplayErrorContext(err).to_string())),
+        // Timeouts, connection failures, 5xx without a code, unreadable answers.
+        None => Failed::Transient(DisplayErrorContext(err).to_string()),
     }
+}
+
+fn is_key_too_long<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.message()
+        .is_some_and(|message| message.contains("key") && message.contains("size"))
 }
 
 fn classify_transaction(
@@ -371,7 +495,7 @@ fn classify_transaction(
         aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
         aws_sdk_dynamodb::config::http::HttpResponse,
     >,
-) -> StoreError {
+) -> Failed {
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
     if let SdkError::ServiceError(service) = &err
         && let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err()
@@ -380,40 +504,67 @@ fn classify_transaction(
             .cancellation_reasons()
             .iter()
             .filter_map(|reason| reason.code())
+            .filter(|code| *code != "None")
             .collect();
-        if codes
-            .iter()
-            .any(|code| matches!(*code, "ConditionalCheckFailed" | "TransactionConflict"))
-        {
-            return StoreError::ConditionFailed;
+        // A condition that does not hold is the use case's business, whatever else happened.
+        if codes.contains(&"ConditionalCheckFailed") {
+            return Failed::Final(StoreError::ConditionFailed);
         }
-        if codes
-            .iter()
-            .any(|code| matches!(*code, "ThrottlingError" | "ProvisionedThroughputExceeded"))
+        // Another transaction touched one of the items, or the items were throttled: the same
+        // transaction (same token) may well go through a moment later.
+        if codes.iter().all(|code| {
+            matches!(
+                *code,
+                "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+            )
+        }) && !codes.is_empty()
         {
-            return StoreError::Unavailable(format!("transaction throttled: {codes:?}"));
+            return Failed::Transient(format!("transaction cancelled: {codes:?}"));
         }
-        return StoreError::Corrupt(format!("transaction cancelled: {codes:?}"));
+        return Failed::Final(StoreError::Corrupt(format!(
+            "transaction cancelled: {codes:?}"
+        )));
+    }
+    if error_code(&err) == Some("IdempotentParameterMismatchException") {
+        return Failed::Final(StoreError::Corrupt(DisplayErrorContext(err).to_string()));
     }
     classify(err)
+}
+
+/// The final error of a call that is not retried here (table set-up).
+fn fail<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match classify(err) {
+        Failed::Final(err) => err,
+        Failed::Transient(reason) => StoreError::Unavailable(reason),
+    }
 }
 
 #[async_trait]
 impl Table for DynamoTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        check_key(key)?;
+        let attributes = Self::key_attributes(key);
         let answer = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key_attributes(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
+            .retrying("GetItem", || async {
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(attributes.clone()))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(classify)
+            })
+            .await?;
         answer.item.map(read_item).transpose()
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        keys.iter().try_for_each(check_key)?;
         let mut found: HashMap<Key, Item> = HashMap::new();
         let mut unique: Vec<&Key> = keys.iter().collect();
         unique.sort();
@@ -439,12 +590,15 @@ impl Table for DynamoTable {
                     .build()
                     .map_err(|err| StoreError::Corrupt(err.to_string()))?;
                 let answer = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(classify)?;
+                    .retrying("BatchGetItem", || async {
+                        self.client
+                            .batch_get_item()
+                            .request_items(&self.table, request.clone())
+                            .send()
+                            .await
+                            .map_err(classify)
+                    })
+                    .await?;
                 for attributes in answer
                     .responses
                     .and_then(|mut r| r.remove(&self.table))
@@ -464,6 +618,10 @@ impl Table for DynamoTable {
     }
 
     async fn query(&self, query: &Query) -> Result<Vec<Item>, StoreError> {
+        check_key(&Key::new(
+            query.pk.clone(),
+            query.after.clone().unwrap_or_default(),
+        ))?;
         let mut values = HashMap::from([(":pk".to_owned(), AttributeValue::S(query.pk.clone()))]);
         let condition = match &query.range {
             SortRange::All => "pk = :pk",
@@ -488,23 +646,25 @@ impl Table for DynamoTable {
         let mut start = start;
         // One call answers at most 1 MB; continue until the page is full or the range ends.
         loop {
+            let limit = i32::try_from(query.limit - items.len())
+                .unwrap_or(i32::MAX)
+                .max(1);
             let answer = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(condition)
-                .set_expression_attribute_values(Some(values.clone()))
-                .set_exclusive_start_key(start)
-                .scan_index_forward(!query.descending)
-                .limit(
-                    i32::try_from(query.limit - items.len())
-                        .unwrap_or(i32::MAX)
-                        .max(1),
-                )
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(classify)?;
+                .retrying("Query", || async {
+                    self.client
+                        .query()
+                        .table_name(&self.table)
+                        .key_condition_expression(condition)
+                        .set_expression_attribute_values(Some(values.clone()))
+                        .set_exclusive_start_key(start.clone())
+                        .scan_index_forward(!query.descending)
+                        .limit(limit)
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(classify)
+                })
+                .await?;
             for attributes in answer.items.unwrap_or_default() {
                 items.push(read_item(attributes)?);
             }
@@ -527,17 +687,24 @@ impl Table for DynamoTable {
     }
 
     async fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
+        check_key(key)?;
+        let attributes = Self::key_attributes(key);
+        // ADD is not idempotent: a retry after a lost answer may count twice. Counters are the
+        // flow id sequence (a gap is harmless) and approximate rate windows.
         let answer = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key_attributes(key)))
-            .update_expression("ADD n :delta")
-            .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(classify)?;
+            .retrying("UpdateItem", || async {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(attributes.clone()))
+                    .update_expression("ADD n :delta")
+                    .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+                    .return_values(ReturnValue::UpdatedNew)
+                    .send()
+                    .await
+                    .map_err(classify)
+            })
+            .await?;
         match answer.attributes.as_ref().and_then(|a| a.get("n")) {
             Some(AttributeValue::N(n)) => n
                 .parse()

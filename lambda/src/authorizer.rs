@@ -9,8 +9,22 @@ pub mod context {
     pub const ORGANIZATION_ID: &str = "organization_id";
     pub const KEY_KIND: &str = "key_kind";
     pub const KEY_NAME: &str = "key_name";
-    /// Set (to `unavailable`) when the authorizer could not read the keys table.
+    /// Set when there is no caller for another reason than a missing or unknown key:
+    /// [`UNAVAILABLE`] (the keys table could not be read: 503) or [`INVALID_HEADER`]
+    /// (`Authorization` is not text: 400).
     pub const AUTH_ERROR: &str = "auth_error";
+    pub const UNAVAILABLE: &str = "unavailable";
+    pub const INVALID_HEADER: &str = "invalid_authorization_header";
+}
+
+/// The context for an `Authorization` header that is not visible ASCII.
+pub fn invalid_authorization_context() -> serde_json::Map<String, serde_json::Value> {
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        context::AUTH_ERROR.to_owned(),
+        context::INVALID_HEADER.into(),
+    );
+    fields
 }
 
 /// What the API Gateway authorizer hands to the routes: the caller's organization, key kind
@@ -34,7 +48,7 @@ pub async fn authorizer_context(
             fields.insert(context::KEY_NAME.to_owned(), caller.key_name.into());
         }
         Err(err) if err.code == ErrorCode::UpstreamUnavailable => {
-            fields.insert(context::AUTH_ERROR.to_owned(), "unavailable".into());
+            fields.insert(context::AUTH_ERROR.to_owned(), context::UNAVAILABLE.into());
         }
         Err(_) => {}
     }

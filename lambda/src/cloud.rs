@@ -55,6 +55,7 @@ impl Cloud {
         let config = Config {
             public_base_url,
             allow_private_targets: false,
+            request_budget: flowline_core::deadline::HTTP_BUDGET,
         };
         Ok(Self {
             sdk,

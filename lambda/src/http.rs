@@ -6,16 +6,21 @@
 use std::collections::HashMap;
 use std::future::Future;
 
+use std::time::Duration;
+
 use flowline_core::auth::{Caller, KeyKind};
+use flowline_core::deadline;
 use flowline_core::error::ApiResult;
 use flowline_core::http::{ApiRequest, ApiResponse, render};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt, service_fn};
+use tokio::time::Instant;
 
 use crate::Error;
 use crate::authorizer::context;
 
-/// Serves `handler` as this Lambda function's HTTP handler.
+/// Serves `handler` as this Lambda function's HTTP handler, each request within API Gateway's
+/// time (and the invocation's own).
 pub async fn run_http<F, Fut>(handler: F) -> Result<(), Error>
 where
     F: Fn(ApiRequest) -> Fut + Sync,
@@ -23,10 +28,24 @@ where
 {
     let handler = &handler;
     lambda_http::run(service_fn(move |event: lambda_http::Request| {
+        let budget = invocation_budget(event.lambda_context().deadline).min(deadline::HTTP_BUDGET);
         let request = api_request(event);
-        async move { Ok::<_, Error>(lambda_response(render(handler(request).await))) }
+        async move {
+            let answer = deadline::within(Instant::now() + budget, handler(request)).await;
+            Ok::<_, Error>(lambda_response(render(answer)))
+        }
     }))
     .await
+}
+
+/// What is left of the invocation (its `deadline`, epoch milliseconds) less a margin to answer
+/// and log in: the work of an invocation never runs into the function's timeout.
+fn invocation_budget(deadline_ms: u64) -> Duration {
+    const MARGIN: Duration = Duration::from_secs(1);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(MARGIN)
 }
 
 /// The [`Caller`] the authorizer put in the request context, if any.
@@ -48,8 +67,9 @@ fn caller_of(context: &RequestContext) -> Option<Caller> {
     })
 }
 
-/// Serves `handler` for a non-HTTP event (the scheduler's input, the sweeper's tick). An `Err`
-/// fails the invocation, so the caller (EventBridge Scheduler) retries it.
+/// Serves `handler` for a non-HTTP event (the scheduler's input, the sweeper's tick), within
+/// the invocation's time. An `Err` fails the invocation, so the caller (EventBridge Scheduler)
+/// retries it.
 pub async fn run_event<E, R, F, Fut>(handler: F) -> Result<(), Error>
 where
     E: serde::de::DeserializeOwned + Send,
@@ -60,7 +80,8 @@ where
     let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<E>| async move {
-            handler(event.payload)
+            let budget = invocation_budget(event.context.deadline);
+            deadline::within(Instant::now() + budget, handler(event.payload))
                 .await
                 .map_err(|err| Error::from(format!("{}: {}", err.code.as_str(), err.message)))
         },
@@ -96,14 +117,21 @@ pub fn api_request(event: lambda_http::Request) -> ApiRequest {
     }
 }
 
-/// A 503 when the authorizer says the keys table was unreachable.
+/// Why the authorizer found no caller, when it is not a plain 401: the keys table was
+/// unreachable (503), or `Authorization` was not text (400).
 fn auth_failure_of(context: &RequestContext) -> Option<flowline_core::ApiError> {
     let RequestContext::ApiGatewayV2(context) = context else {
         return None;
     };
     let fields = &context.authorizer.as_ref()?.fields;
-    (fields.get(context::AUTH_ERROR)?.as_str()? == "unavailable")
-        .then(flowline_core::ApiError::unavailable)
+    match fields.get(context::AUTH_ERROR)?.as_str()? {
+        context::UNAVAILABLE => Some(flowline_core::ApiError::unavailable()),
+        context::INVALID_HEADER => Some(flowline_core::ApiError::invalid_field(
+            "Authorization",
+            "must be visible ASCII text",
+        )),
+        _ => None,
+    }
 }
 
 pub fn lambda_response(response: ApiResponse) -> lambda_http::Response<Body> {

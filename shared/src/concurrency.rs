@@ -19,19 +19,22 @@ pub struct Backoff {
     base: Duration,
     cap: Duration,
     attempt: u32,
+    /// The deadline of the work in hand when the retries began.
+    deadline: tokio::time::Instant,
 }
 
 impl Backoff {
-    pub const fn new(base: Duration, cap: Duration) -> Self {
+    pub fn new(base: Duration, cap: Duration) -> Self {
         Self {
             base,
             cap,
             attempt: 0,
+            deadline: deadline::current(),
         }
     }
 
     /// For lost races and store conflicts: 10 ms, doubling, at most 1 s.
-    pub const fn for_store() -> Self {
+    pub fn for_store() -> Self {
         Self::new(Duration::from_millis(10), Duration::from_secs(1))
     }
 
@@ -49,7 +52,10 @@ impl Backoff {
     /// deadline, leaving `keep` of it for the work after the attempts.
     pub async fn pause(&mut self, keep: Duration) -> bool {
         let pause = self.next_pause();
-        if pause + keep >= deadline::remaining() {
+        let remaining = self
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        if pause + keep >= remaining {
             return false;
         }
         tokio::time::sleep(pause).await;

@@ -36,6 +36,9 @@ pub struct Config {
     pub public_base_url: String,
     /// `FLOWLINE_ALLOW_PRIVATE_TARGETS=1`: webhooks may target loopback/private hosts (local only).
     pub allow_private_targets: bool,
+    /// How long the local server gives a request (in Lambda: API Gateway's time and the
+    /// invocation's own decide).
+    pub request_budget: std::time::Duration,
 }
 
 /// Why a process could not start: reported once, at start-up, never silently defaulted.

@@ -96,15 +96,34 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: Vec<FieldProblem>,
+    /// Whole seconds after which a retry may succeed (`Retry-After` of a 429 or 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let retry_after = match code {
+            // A backing service that failed past the request's deadline (a throttled table, a
+            // contended resource): a second is what the SDK itself waits at most between tries.
+            ErrorCode::UpstreamUnavailable | ErrorCode::RateLimited => Some(1),
+            _ => None,
+        };
         Self {
             code,
             message: message.into(),
             details: Vec::new(),
+            retry_after,
         }
+    }
+
+    /// A 429: over `what`'s request budget, which has room again in `retry_after` seconds.
+    pub fn rate_limited(what: &str, retry_after: u64) -> Self {
+        let mut err = Self::new(
+            ErrorCode::RateLimited,
+            format!("Too many requests for {what}; retry after {retry_after} s"),
+        );
+        err.retry_after = Some(retry_after.max(1));
+        err
     }
 
     /// The one 401: its body is fixed by the SPEC, so it carries no detail.
@@ -146,6 +165,7 @@ impl ApiError {
             code: ErrorCode::ValidationError,
             message,
             details,
+            retry_after: None,
         }
     }
 
@@ -183,6 +203,15 @@ impl From<crate::store::StoreError> for ApiError {
             StoreError::Corrupt(reason) => {
                 tracing::error!(%reason, "unreadable item in the store");
                 Self::internal()
+            }
+            // Input is validated before it makes a key; one that is still too long is the
+            // caller's, not a fault of the service.
+            StoreError::InvalidKey(reason) => {
+                tracing::warn!(%reason, "a key over the store's limits reached the store");
+                Self::new(
+                    ErrorCode::ValidationError,
+                    "A value of the request is too long to be stored or looked up",
+                )
             }
         }
     }

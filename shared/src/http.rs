@@ -14,6 +14,30 @@ use sha2::{Digest, Sha256};
 use crate::auth::{Caller, KeyKind};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldProblem};
 
+/// The text of header `name`, if present; a 400 `VALIDATION_ERROR` naming it when it is not
+/// visible ASCII.
+pub fn text_header<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(Some).map_err(|_| {
+            ApiError::invalid_field(&header_label(name), "must be visible ASCII text")
+        }),
+    }
+}
+
+/// `idempotency-key` → `Idempotency-Key`, as the SPEC names headers.
+fn header_label(name: &str) -> String {
+    name.split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 /// Request bodies above this are refused with 413 (SPEC §1).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
@@ -86,8 +110,10 @@ impl ApiRequest {
             .unwrap_or_default()
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|value| value.to_str().ok())
+    /// A header's text; 400 naming the header when it is there but not visible ASCII (SPEC §1:
+    /// never silently ignored).
+    pub fn header(&self, name: &str) -> ApiResult<Option<&str>> {
+        text_header(&self.headers, name)
     }
 
     /// The query parameters, refusing any not in `allowed` and any given twice.
@@ -138,7 +164,7 @@ impl ApiRequest {
             ));
         }
         let content_type = self
-            .header(header::CONTENT_TYPE.as_str())
+            .header(header::CONTENT_TYPE.as_str())?
             .unwrap_or_default();
         if !is_json_media_type(content_type) {
             return Err(ApiError::new(
@@ -266,8 +292,8 @@ impl ApiResponse {
 
     pub fn error(err: &ApiError) -> Self {
         let mut response = Self::json(err.status(), &err.body());
-        if err.code == ErrorCode::RateLimited {
-            response = response.with_header(header::RETRY_AFTER, "1");
+        if let Some(seconds) = err.retry_after {
+            response = response.with_header(header::RETRY_AFTER, &seconds.to_string());
         }
         response
     }

@@ -89,7 +89,7 @@ where
     R: FnOnce(String) -> RF,
     RF: Future<Output = ApiResult<ApiResponse>>,
 {
-    let Some(idempotency_key) = request.header(IDEMPOTENCY_HEADER) else {
+    let Some(idempotency_key) = request.header(IDEMPOTENCY_HEADER)? else {
         return create().await.map(|created| created.response);
     };
     if idempotency_key.is_empty() || idempotency_key.len() > 255 {

@@ -18,6 +18,8 @@ use flowline_core::scheduler::in_process::InProcessScheduler;
 use jiff::Timestamp;
 use serde_json::Value;
 
+use flowline_fault_proxy::FaultProxy;
+
 use self::clock::TestClock;
 
 pub const SIGNING_KEY: &[u8] = b"test signing key, 32 bytes long!";
@@ -167,7 +169,16 @@ pub async fn emulator_config() -> aws_config::SdkConfig {
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "DynamoDB/Scheduler tests need the emulator: run ./scripts/test (it installs and starts it)"
     );
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    // The configuration every Flowline process uses: timeouts and retries included.
+    flowline_adapters::sdk::load().await
+}
+
+/// The SDK configuration of Flowline's processes, aimed at `proxy` instead of the emulator.
+pub async fn proxied_config(proxy: &FaultProxy) -> aws_config::SdkConfig {
+    flowline_adapters::sdk::defaults()
+        .endpoint_url(proxy.url())
+        .load()
+        .await
 }
 
 /// Table names of this test process, so runs never share state.
@@ -294,6 +305,44 @@ impl TestServer {
     /// A server whose `allow_private_targets` is as given (`start` allows them, so tests can
     /// use a loopback receiver; `false` is the cloud's setting).
     pub async fn start_with(backend: Backend, allow_private_targets: bool) -> Self {
+        let (storage, scheduling) = (own_storage(backend).await, scheduling(backend).await);
+        Self::launch(
+            backend,
+            storage,
+            scheduling,
+            allow_private_targets,
+            flowline_core::deadline::HTTP_BUDGET,
+        )
+        .await
+    }
+
+    /// A server on DynamoDB and EventBridge Scheduler whose every AWS call goes through a
+    /// fault proxy in front of the emulator, each request given `budget`.
+    pub async fn start_proxied(budget: std::time::Duration) -> (Self, FaultProxy) {
+        let upstream = std::env::var("AWS_ENDPOINT_URL").expect("the emulator (scripts/test)");
+        let proxy = FaultProxy::start(&upstream).await;
+        let sdk = proxied_config(&proxy).await;
+        let run = ids::random_token(10);
+        let storage = Storage::DynamoDb {
+            client: aws_sdk_dynamodb::Client::new(&sdk),
+            table: format!("flowline-test-{run}"),
+            keys_table: format!("flowline-test-keys-{run}"),
+        };
+        let scheduling = Scheduling::EventBridge {
+            client: aws_sdk_scheduler::Client::new(&sdk),
+            settings: scheduler_settings(),
+        };
+        let server = Self::launch(Backend::DynamoDb, storage, scheduling, true, budget).await;
+        (server, proxy)
+    }
+
+    async fn launch(
+        backend: Backend,
+        storage: Storage,
+        scheduling: Scheduling,
+        allow_private_targets: bool,
+        request_budget: std::time::Duration,
+    ) -> Self {
         init_test_logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -302,11 +351,12 @@ impl TestServer {
         let config = Config {
             public_base_url: base.clone(),
             allow_private_targets,
+            request_budget,
         };
         let clock = Arc::new(TestClock::default());
         let local = compose::build_with_clock(
-            own_storage(backend).await,
-            scheduling(backend).await,
+            storage,
+            scheduling,
             SIGNING_KEY,
             config,
             true,

@@ -1,6 +1,7 @@
 //! `POST /v1/flows/{flow}/callbacks`: Create a trigger URL (201); the answer is the only one with the full URL. Honours `Idempotency-Key`.
 
 use flowline_core::flow_callbacks;
+use flowline_core::flows::FlowRef;
 use flowline_core::http::StatusCode;
 use flowline_core::idempotency::{Created, create_once};
 use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
@@ -10,6 +11,8 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     request.query_params(&[])?;
     let body = request.json_object()?;
     let flow = request.path_param("flow");
+    // Checked before it scopes the idempotency record: a path segment reaches no key unchecked.
+    FlowRef::parse(flow)?;
     create_once(
         app,
         &request,

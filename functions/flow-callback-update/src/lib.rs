@@ -10,6 +10,6 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let body = request.json_object()?;
     let (flow, id) = (request.path_param("flow"), request.path_param("callback"));
     let trigger =
-        flow_callbacks::update(app, caller, flow, id, body, request.header("if-match")).await?;
+        flow_callbacks::update(app, caller, flow, id, body, request.header("if-match")?).await?;
     Ok(trigger.response(StatusCode::OK))
 }

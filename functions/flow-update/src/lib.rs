@@ -11,6 +11,6 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     let reference = FlowRef::parse(request.path_param("flow"))?;
     let fields = flows::read_flow_body(request.json_object()?, false)?;
     let flow =
-        service::update_flow(app, caller, &reference, fields, request.header("if-match")).await?;
+        service::update_flow(app, caller, &reference, fields, request.header("if-match")?).await?;
     Ok(ApiResponse::resource(StatusCode::OK, &flow))
 }

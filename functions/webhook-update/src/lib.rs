@@ -13,7 +13,7 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
         caller,
         request.path_param("id"),
         body,
-        request.header("if-match"),
+        request.header("if-match")?,
     )
     .await?;
     Ok(ApiResponse::resource(StatusCode::OK, &endpoint))

@@ -253,7 +253,8 @@ async fn run(
 #[async_trait::async_trait]
 impl JobRunner for App {
     async fn run_job(&self, job: &DispatchJob) {
-        if let Err(err) = run_job(self, job).await {
+        let deadline = tokio::time::Instant::now() + crate::deadline::DEFAULT_BUDGET;
+        if let Err(err) = crate::deadline::within(deadline, run_job(self, job)).await {
             tracing::warn!(callback = %job.callback_id, error = %err.message, "in-process dispatch failed");
         }
     }

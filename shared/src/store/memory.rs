@@ -8,7 +8,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Expect, Item, Key, Query, SortRange, StoreError, Table, Write, check_transaction};
+use super::{
+    Expect, Item, Key, Query, SortRange, StoreError, Table, Write, check_key, check_transaction,
+};
 
 #[derive(Default)]
 pub struct MemoryTable {
@@ -93,10 +95,12 @@ fn apply(partitions: &mut Partitions, write: Write) {
 #[async_trait]
 impl Table for MemoryTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        check_key(key)?;
         Ok(find(&self.lock(), key).cloned())
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        keys.iter().try_for_each(check_key)?;
         let partitions = self.lock();
         Ok(keys
             .iter()
@@ -105,6 +109,10 @@ impl Table for MemoryTable {
     }
 
     async fn query(&self, query: &Query) -> Result<Vec<Item>, StoreError> {
+        check_key(&Key::new(
+            query.pk.clone(),
+            query.after.clone().unwrap_or_default(),
+        ))?;
         let partitions = self.lock();
         let Some(items) = partitions.get(&query.pk) else {
             return Ok(Vec::new());
@@ -176,6 +184,7 @@ impl Table for MemoryTable {
     }
 
     async fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
+        check_key(key)?;
         let mut partitions = self.lock();
         apply(
             &mut partitions,

@@ -150,6 +150,10 @@ pub enum StoreError {
     /// The store answered something Flowline cannot read, or was asked something it cannot do.
     #[error("store error: {0}")]
     Corrupt(String),
+    /// A key over DynamoDB's limits. Keys are made from validated input, so this is a backstop
+    /// that answers 400 rather than letting a request through to the store.
+    #[error("key too long: {0}")]
+    InvalidKey(String),
 }
 
 #[async_trait]
@@ -199,6 +203,27 @@ pub fn split_page(mut items: Vec<Item>, limit: usize) -> (Vec<Item>, Option<Stri
     (items, next)
 }
 
+/// DynamoDB's limits on key attributes (UTF-8 bytes): 2048 for a partition key, 1024 for a
+/// sort key. Every implementation refuses longer keys, as DynamoDB does.
+pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
+
+pub fn check_key(key: &Key) -> Result<(), StoreError> {
+    if key.pk.is_empty() || key.pk.len() > MAX_PARTITION_KEY_BYTES {
+        return Err(StoreError::InvalidKey(format!(
+            "a partition key of {} bytes",
+            key.pk.len()
+        )));
+    }
+    if key.sk.len() > MAX_SORT_KEY_BYTES {
+        return Err(StoreError::InvalidKey(format!(
+            "a sort key of {} bytes",
+            key.sk.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks what every implementation refuses before touching anything.
 pub fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
     if writes.len() > MAX_WRITES_PER_TRANSACTION {
@@ -209,6 +234,7 @@ pub fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
     }
     let mut seen = std::collections::HashSet::new();
     for write in writes {
+        check_key(write.key())?;
         if !seen.insert(write.key()) {
             let key = write.key();
             return Err(StoreError::Corrupt(format!(

@@ -85,6 +85,14 @@
 //! A request being forwarded when its client gives up (an SDK timeout) is still forwarded and
 //! applied, as it would be in AWS.
 //!
+//! # DynamoDB's transaction idempotency
+//!
+//! moto ignores `ClientRequestToken`; DynamoDB does not: a `TransactWriteItems` repeated with the
+//! token of one that succeeded is answered with success and not applied again (another request
+//! under the same token: `IdempotentParameterMismatchException`). The proxy keeps the tokens of
+//! the transactions it forwarded successfully and answers their repeats so, which is what makes
+//! an `after` fault on a transaction ("applied, answer lost") testable.
+//!
 //! # Counts
 //!
 //! Per service and operation: `requests` received, `forwarded` (answered by the upstream,
@@ -126,6 +134,7 @@ mod counts;
 mod rules;
 mod server;
 mod state;
+mod tokens;
 mod wire;
 
 use std::io;

@@ -25,6 +25,7 @@ use crate::capacity;
 use crate::control;
 use crate::rules::{Fault, When};
 use crate::state::State;
+use crate::tokens::Repeat;
 use crate::wire::{self, Answer};
 
 pub(crate) struct Proxy {
@@ -137,8 +138,24 @@ impl Proxy {
 
     /// The upstream's answer to the request, buffered; a 502 when it cannot be reached.
     async fn forward(&self, call: &Call, parts: http::request::Parts, body: Bytes) -> Answer {
+        match self.state.tokens.repeat(call, &body) {
+            Some(Repeat::Applied(answer)) => {
+                self.state.counts().of(call).forwarded += 1;
+                return wire::json_answer(200, answer);
+            }
+            Some(Repeat::Mismatch) => {
+                return wire::error(
+                    "dynamodb",
+                    "IdempotentParameterMismatchException",
+                    None,
+                    None,
+                );
+            }
+            None => {}
+        }
         let asked = capacity::ask(call, &body);
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let original = body.clone();
         let mut request = Request::builder()
             .method(parts.method)
             .uri(format!("{}{path}", self.upstream))
@@ -156,6 +173,9 @@ impl Proxy {
             Ok(answered) => answered,
             Err(error) => return self.unreachable(error),
         };
+        if parts.status.is_success() {
+            self.state.tokens.record(call, &original, &body);
+        }
         let mut counts = self.state.counts();
         counts.of(call).forwarded += 1;
         if call.service == "dynamodb"

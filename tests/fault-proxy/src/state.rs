@@ -5,11 +5,13 @@ use std::sync::{Mutex, MutexGuard};
 use crate::call::Call;
 use crate::counts::Counts;
 use crate::rules::{ActiveRule, Fault, Rule, When};
+use crate::tokens::Tokens;
 
 #[derive(Default)]
 pub(crate) struct State {
     rules: Mutex<Vec<ActiveRule>>,
     counts: Mutex<Counts>,
+    pub(crate) tokens: Tokens,
 }
 
 impl State {

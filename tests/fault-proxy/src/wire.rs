@@ -195,6 +195,15 @@ pub fn bare_status(status: u16) -> Answer {
     answer(status, Vec::new(), &[])
 }
 
+/// A DynamoDB (JSON 1.0) answer with this exact body.
+pub fn json_answer(status: u16, body: Bytes) -> Answer {
+    answer(
+        status,
+        body.to_vec(),
+        &[("content-type", "application/x-amz-json-1.0")],
+    )
+}
+
 fn json_1_0(status: u16, body: Value) -> Answer {
     answer(
         status,
