@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod clock;
+pub mod faults;
 pub mod receiver;
+pub mod recording_sender;
 pub mod wiring;
 
 use std::sync::{Arc, OnceLock};

@@ -1,0 +1,143 @@
+//! Ports that let a test down on cue: a table whose next write of a callback in a given status
+//! fails as if DynamoDB were unreachable, and a scheduler that keeps its schedules without ever
+//! firing them (so only the sweeper or the test dispatches) and fails the operations it is told
+//! to fail — keeping, as EventBridge would, the schedule an operation failed to change.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use flowline_core::scheduler::{DispatchInvoker, DispatchJob, Scheduler, SchedulerError};
+use flowline_core::store::{Item, Key, Query, StoreError, Table, Write};
+use jiff::Timestamp;
+
+/// A table over `inner` that fails one write on cue.
+pub struct FaultyTable {
+    inner: Arc<dyn Table>,
+    fail_status: Mutex<Option<&'static str>>,
+}
+
+impl FaultyTable {
+    pub fn new(inner: Arc<dyn Table>) -> Self {
+        Self {
+            inner,
+            fail_status: Mutex::new(None),
+        }
+    }
+
+    /// The next write that puts a callback in `status` fails (`Unavailable`), once.
+    pub fn fail_next_write_of_status(&self, status: &'static str) {
+        *self.fail_status.lock().unwrap() = Some(status);
+    }
+
+    /// Whether the fault set up is still waiting for its write.
+    pub fn fault_pending(&self) -> bool {
+        self.fail_status.lock().unwrap().is_some()
+    }
+}
+
+#[async_trait]
+impl Table for FaultyTable {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.inner.get(key).await
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.inner.get_many(keys).await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Vec<Item>, StoreError> {
+        self.inner.query(query).await
+    }
+
+    async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        {
+            let mut fail_status = self.fail_status.lock().unwrap();
+            if let Some(status) = *fail_status {
+                let hit = writes.iter().any(|write| {
+                    matches!(write, Write::Put { doc, .. }
+                        if doc["status"] == status
+                            && doc["id"].as_str().is_some_and(|id| id.starts_with("cb_")))
+                });
+                if hit {
+                    *fail_status = None;
+                    return Err(StoreError::Unavailable("injected fault".to_owned()));
+                }
+            }
+        }
+        self.inner.write(writes).await
+    }
+
+    async fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
+        self.inner.increment(key, delta).await
+    }
+}
+
+/// What a [`FaultyScheduler`] can be told to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchedulerCall {
+    Schedule,
+    Reschedule,
+    Unschedule,
+    Invoke,
+}
+
+/// Schedules kept by callback id, never fired; failures on cue.
+#[derive(Default)]
+pub struct FaultyScheduler {
+    schedules: Mutex<HashMap<String, (DispatchJob, Timestamp)>>,
+    failing: Mutex<HashSet<SchedulerCall>>,
+}
+
+impl FaultyScheduler {
+    /// From now on, `call` fails as if the scheduler were unreachable.
+    pub fn fail(&self, call: SchedulerCall) {
+        self.failing.lock().unwrap().insert(call);
+    }
+
+    /// The schedule held for `callback_id`: its job and time.
+    pub fn schedule_of(&self, callback_id: &str) -> Option<(DispatchJob, Timestamp)> {
+        self.schedules.lock().unwrap().get(callback_id).cloned()
+    }
+
+    fn check(&self, call: SchedulerCall) -> Result<(), SchedulerError> {
+        if self.failing.lock().unwrap().contains(&call) {
+            return Err(SchedulerError::Unavailable("injected fault".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Scheduler for FaultyScheduler {
+    async fn schedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+        self.check(SchedulerCall::Schedule)?;
+        self.schedules
+            .lock()
+            .unwrap()
+            .insert(job.callback_id.clone(), (job.clone(), at));
+        Ok(())
+    }
+
+    async fn reschedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+        self.check(SchedulerCall::Reschedule)?;
+        self.schedules
+            .lock()
+            .unwrap()
+            .insert(job.callback_id.clone(), (job.clone(), at));
+        Ok(())
+    }
+
+    async fn unschedule(&self, callback_id: &str) -> Result<(), SchedulerError> {
+        self.check(SchedulerCall::Unschedule)?;
+        self.schedules.lock().unwrap().remove(callback_id);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DispatchInvoker for FaultyScheduler {
+    async fn invoke(&self, _job: &DispatchJob) -> Result<(), SchedulerError> {
+        self.check(SchedulerCall::Invoke)
+    }
+}
