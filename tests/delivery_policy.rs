@@ -59,6 +59,7 @@ impl Core {
             public_base_url: "https://flowline.example.com".to_owned(),
             // The sender is a fake: no URL is resolved or connected to.
             allow_private_targets: true,
+            request_budget: flowline_core::deadline::HTTP_BUDGET,
         };
         let app = App::builder(
             Arc::new(MemoryTable::new()),

@@ -137,6 +137,7 @@ impl FaultRig {
         let config = Config {
             public_base_url: "http://flowline.test".to_owned(),
             allow_private_targets: true,
+            request_budget: flowline_core::deadline::HTTP_BUDGET,
         };
         let app: Arc<App> = App::builder(table.clone(), keys, config)
             .scheduler(scheduler.clone())
@@ -1162,43 +1163,10 @@ on_every_store!(
     flow_lists_page_30_by_default,
     every_trigger_route_refuses_unknown_query_parameters_naming_them,
     a_trigger_url_takes_no_query_parameter_besides_its_signature,
-);
-
-/// Like `on_every_store!`, for tests of SPEC rules the code does not keep yet: each runs as
-/// `<name>::memory` and `<name>::dynamodb`, ignored with the reason given, until it is fixed.
-macro_rules! on_every_store_ignored {
-    ($($reason:literal => $name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = $reason]
-                async fn memory() {
-                    super::$name($crate::common::Backend::Memory).await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = $reason]
-                async fn dynamodb() {
-                    super::$name($crate::common::Backend::DynamoDb).await
-                }
-            }
-        )*
-    };
-}
-
-on_every_store_ignored!(
-    "BUG: a session_id of 255 characters but more than 255 bytes is replaced by a generated one \
-     (callbacks/dispatch.rs compares bytes; SPEC §4 says 255 characters)"
-        => a_session_id_of_255_multibyte_characters_becomes_created_session_id,
-    "BUG: a key first used at T.500 stops replaying at the whole second T + 24 h, 500 ms early \
-     (idempotency.rs keeps the expiry in whole seconds)"
-        => an_idempotency_key_first_used_mid_second_still_replays_for_24_hours,
-    "BUG: a token issued at T.500 is refused as expired at the whole second T + 24 h, 500 ms \
-     early (page.rs keeps the expiry in whole seconds)"
-        => a_page_token_issued_mid_second_stays_valid_for_24_hours,
-    "BUG: the sweeper dispatches a callback exactly 2 minutes overdue; SPEC §4: more than 2 \
-     minutes (callbacks/store.rs `due` includes now − 2 min)"
-        => the_sweeper_leaves_a_callback_exactly_2_minutes_overdue,
+    a_session_id_of_255_multibyte_characters_becomes_created_session_id,
+    an_idempotency_key_first_used_mid_second_still_replays_for_24_hours,
+    a_page_token_issued_mid_second_stays_valid_for_24_hours,
+    the_sweeper_leaves_a_callback_exactly_2_minutes_overdue,
 );
 
 /// The 1,000-version cap on the memory store only: on the emulator, which copies the whole

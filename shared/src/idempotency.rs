@@ -38,7 +38,25 @@ struct Record {
     resource_id: Option<String>,
     status: Option<u16>,
     claimed_until_ms: i64,
-    expires_at: i64,
+    /// When the record stops answering (to the millisecond; the item's TTL, in seconds, lets
+    /// DynamoDB remove it some time after). Records written before it existed have only
+    /// `expires_at` (seconds).
+    #[serde(default)]
+    expires_at_ms: i64,
+    #[serde(default, skip_serializing)]
+    expires_at: Option<i64>,
+}
+
+impl Record {
+    fn expires_at_ms(&self) -> i64 {
+        self.expires_at
+            .map_or(self.expires_at_ms, |seconds| seconds * 1000)
+    }
+
+    /// The item's `ttl` (epoch seconds), rounded up: never before the record expires.
+    fn ttl(&self) -> i64 {
+        (self.expires_at_ms() + 999).div_euclid(1000)
+    }
 }
 
 /// A stable digest of a parsed JSON body: object keys sorted at every level.
@@ -132,13 +150,14 @@ where
                 resource_id: Some(created.resource_id.clone()),
                 status: Some(created.response.status.as_u16()),
                 claimed_until_ms: 0,
-                expires_at: now.as_second() + RECORD_LIFETIME_SECONDS,
+                expires_at_ms: now.as_millisecond() + RECORD_LIFETIME_SECONDS * 1000,
+                expires_at: None,
             };
             let write = Write::Put {
                 key: record_key,
                 doc: serde_json::to_value(&record).map_err(|_| ApiError::internal())?,
                 expect: Expect::Revision(claim_rev),
-                expires_at: Some(record.expires_at),
+                expires_at: Some(record.ttl()),
             };
             if let Err(err) = app.store.write(vec![write]).await {
                 // The resource exists; only the memory of it failed. Answer the success.
@@ -180,7 +199,7 @@ async fn claim(app: &App, record_key: &Key, body_hash: &str) -> ApiResult<Claim>
         };
         let expect = match &existing {
             None => Expect::Absent,
-            Some((item, record)) if record.expires_at <= now.as_second() => {
+            Some((item, record)) if record.expires_at_ms() <= now.as_millisecond() => {
                 Expect::Revision(item.rev)
             }
             Some((item, record)) => {
@@ -210,13 +229,14 @@ async fn claim(app: &App, record_key: &Key, body_hash: &str) -> ApiResult<Claim>
             resource_id: None,
             status: None,
             claimed_until_ms: now.as_millisecond() + CLAIM_LEASE_MS,
-            expires_at: now.as_second() + RECORD_LIFETIME_SECONDS,
+            expires_at_ms: now.as_millisecond() + RECORD_LIFETIME_SECONDS * 1000,
+            expires_at: None,
         };
         let write = Write::Put {
             key: record_key.clone(),
             doc: serde_json::to_value(&record).map_err(|_| ApiError::internal())?,
             expect,
-            expires_at: Some(record.expires_at),
+            expires_at: Some(record.ttl()),
         };
         match app.store.write(vec![write]).await {
             Ok(()) => {

@@ -68,7 +68,7 @@ struct Payload {
     f: String,
     /// Position: the sort key of the last item of the previous page.
     p: String,
-    /// Expiry, unix seconds.
+    /// Expiry, unix milliseconds.
     e: i64,
 }
 
@@ -102,7 +102,7 @@ impl PageTokens {
             o: scope.organization_tag(),
             f: scope.filters_tag(),
             p: position.to_owned(),
-            e: now.as_second() + PAGE_TOKEN_LIFETIME_SECONDS,
+            e: now.as_millisecond() + PAGE_TOKEN_LIFETIME_SECONDS * 1000,
         };
         let payload = serde_json::to_vec(&payload).expect("payload serializes");
         let signature = self.mac(&payload).finalize().into_bytes();
@@ -135,7 +135,7 @@ impl PageTokens {
                 "The page token was issued for another list or other filters; repeat the filters of the first page",
             ));
         }
-        if now.as_second() >= payload.e {
+        if now.as_millisecond() >= payload.e {
             return Err(ApiError::invalid_page_token(
                 "The page token has expired (tokens last 24 hours)",
             ));

@@ -30,6 +30,7 @@ pub const LEASE: SignedDuration = SignedDuration::from_mins(5);
 /// A schedule may fire this much before `scheduled_at` and still count (clock skew); earlier,
 /// it is a stale schedule of a callback that was moved later.
 const EARLY_TOLERANCE: SignedDuration = SignedDuration::from_secs(30);
+/// Characters (not bytes) of a receiver's `session_id` Flowline keeps (SPEC §4).
 const MAX_SESSION_ID: usize = 255;
 /// Delivery (25 s) plus recording and the lifecycle event: `POST …/dispatch` answers within
 /// API Gateway's 29 s.
@@ -179,7 +180,7 @@ async fn deliver_dispatch(app: &App, stored: &StoredCallback) -> ApiResult<Outco
                 let session_id = serde_json::from_slice::<serde_json::Value>(&body)
                     .ok()
                     .and_then(|answer| answer.get("session_id")?.as_str().map(str::to_owned))
-                    .filter(|id| !id.is_empty() && id.len() <= MAX_SESSION_ID)
+                    .filter(|id| !id.is_empty() && id.chars().count() <= MAX_SESSION_ID)
                     .unwrap_or_else(|| ids::new_id("sess_", app.clock.now().as_millisecond()));
                 return Ok(Outcome::Dispatched { session_id });
             }

@@ -191,10 +191,11 @@ pub async fn due(
     after: Option<String>,
     limit: usize,
 ) -> Result<Vec<(String, DispatchJob)>, StoreError> {
-    // `~` sorts after every id character, so the upper bound takes everything due at now_ms.
+    // Strictly before now: "more than 2 minutes overdue" (SPEC §4), and a lease that has run
+    // out. `~` sorts after every id character, so the bound takes everything due before now_ms.
     let query = Query {
         pk: due_pk(shard),
-        range: SortRange::Between("0".to_owned(), format!("{:013}#~", now_ms.max(0))),
+        range: SortRange::Between("0".to_owned(), format!("{:013}#~", (now_ms - 1).max(0))),
         after,
         descending: false,
         limit,
