@@ -41,6 +41,14 @@ pub(crate) async fn load(
         .ok_or_else(not_found)
 }
 
+/// A new callback's id is fresh, so a condition that fails on its write is one of its guards.
+fn guarded(err: crate::store::StoreError) -> ApiError {
+    match err {
+        crate::store::StoreError::ConditionFailed => ApiError::conflict(GUARD_FAILED),
+        other => other.into(),
+    }
+}
+
 pub fn job_of(callback: &Callback) -> DispatchJob {
     DispatchJob {
         callback_id: callback.id.clone(),
@@ -55,6 +63,22 @@ pub fn event_data(callback: &Callback) -> Value {
 
 /// Creates a callback for `organization_id` (from an API key, or from a trigger URL).
 pub async fn create(app: &App, organization_id: &str, new: NewCallback) -> ApiResult<Callback> {
+    create_guarded(app, organization_id, new, Vec::new()).await
+}
+
+/// What a create answers (409) when one of its guards no longer held.
+pub const GUARD_FAILED: &str = "What this callback was created under changed meanwhile; retry";
+
+/// [`create`], on condition that `guards` (checks of other items) still hold when the
+/// callback is written: one transaction, so nothing that changes them meanwhile (a trigger URL
+/// revoked while it is being called) can be overtaken. A guard that fails answers 409
+/// [`GUARD_FAILED`], which callers turn into their own answer.
+pub async fn create_guarded(
+    app: &App,
+    organization_id: &str,
+    new: NewCallback,
+    guards: Vec<crate::store::Write>,
+) -> ApiResult<Callback> {
     if !ids::is_flow_slug(&new.flow) {
         return Err(ApiError::not_found("Flow"));
     }
@@ -110,16 +134,21 @@ pub async fn create(app: &App, organization_id: &str, new: NewCallback) -> ApiRe
     match new.scheduled_at {
         Some(at) => {
             app.scheduler.schedule(&job, at).await?;
-            if let Err(err) = store::save(table, None, &stored).await {
+            if let Err(err) = store::save_guarded(table, &stored, guards)
+                .await
+                .map_err(guarded)
+            {
                 if let Err(cleanup) = app.scheduler.unschedule(&callback.id).await {
                     // The orphan schedule fires into a missing callback, which dispatch ignores.
                     tracing::warn!(callback = %callback.id, %cleanup, "could not remove the schedule of a failed create");
                 }
-                return Err(err.into());
+                return Err(err);
             }
         }
         None => {
-            let rev = store::save(table, None, &stored).await?;
+            let rev = store::save_guarded(table, &stored, guards)
+                .await
+                .map_err(guarded)?;
             if let Err(err) = app.invoker.invoke(&job).await {
                 let written = Loaded { value: stored, rev };
                 if let Err(cleanup) = store::remove(table, &written).await {

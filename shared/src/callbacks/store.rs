@@ -144,6 +144,20 @@ pub async fn save(
     Ok(rev)
 }
 
+/// Writes a new callback with its entries, on condition that `guards` hold, in one transaction.
+pub async fn save_guarded(
+    table: &dyn Table,
+    new: &StoredCallback,
+    guards: Vec<Write>,
+) -> Result<u64, StoreError> {
+    let key = item_key(&new.callback.organization_id, &new.callback.id);
+    let mut writes = vec![Write::put(key, new, Expect::Absent)?];
+    writes.extend(reindex(&Entries::new(), &entries(new)));
+    writes.extend(guards);
+    table.write(writes).await?;
+    Ok(1)
+}
+
 /// Removes a callback that never got its schedule (creation rolled back).
 pub async fn remove(table: &dyn Table, stored: &Loaded<StoredCallback>) -> Result<(), StoreError> {
     let callback = &stored.value.callback;

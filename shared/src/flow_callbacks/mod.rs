@@ -3,7 +3,10 @@
 //! only the SHA-256 is stored, so the full URL is shown once (on create, and after a rotation).
 //!
 //! Table layout: the trigger is one item `FCB#<id>` / `FLOW_CALLBACK` (the trigger route finds it
-//! by id alone); the flow's partition lists it under the sort key `FCB#<id>`.
+//! by id alone); the flow's partition lists it under the sort key `FCB#<id>`. When it was last
+//! triggered is a second item of its partition, `FCB#<id>` / `TRIGGERED`, written blind by every
+//! trigger: calls never change the trigger's revision, so deleting, deactivating or rotating it
+//! (conditional on that revision) always succeeds while it is being called.
 
 pub mod format;
 pub mod trigger;
@@ -24,7 +27,7 @@ use crate::flows::FlowRef;
 use crate::http::{check_if_match, etag_of};
 use crate::ids;
 use crate::page::PageScope;
-use crate::store::{Expect, Key, Query, SortRange, Write};
+use crate::store::{Expect, Item, Key, Query, SortRange, Write};
 use crate::time::rfc3339;
 
 pub const ID_PREFIX: &str = "fcb_";
@@ -128,8 +131,31 @@ fn new_signature() -> String {
     URL_SAFE_NO_PAD.encode(ids::random_bytes::<32>())
 }
 
+fn partition(id: &str) -> String {
+    format!("FCB#{id}")
+}
+
 pub(crate) fn item_key(id: &str) -> Key {
-    Key::new(format!("FCB#{id}"), "FLOW_CALLBACK")
+    Key::new(partition(id), "FLOW_CALLBACK")
+}
+
+/// When the trigger was last called: `{"last_triggered_at"}`.
+pub(crate) fn triggered_key(id: &str) -> Key {
+    Key::new(partition(id), "TRIGGERED")
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Triggered {
+    #[serde(with = "rfc3339")]
+    pub last_triggered_at: Timestamp,
+}
+
+/// The trigger with when it was last called (from its `TRIGGERED` item, if any).
+fn with_last_triggered(mut trigger: FlowCallback, triggered: Option<&Item>) -> FlowCallback {
+    if let Some(triggered) = triggered.and_then(|item| item.decode::<Triggered>().ok()) {
+        trigger.last_triggered_at = Some(triggered.last_triggered_at);
+    }
+    trigger
 }
 
 fn entry_key(organization_id: &str, flow: &str, id: &str) -> Key {
@@ -154,8 +180,14 @@ async fn load(app: &App, caller: &Caller, flow: &str, id: &str) -> ApiResult<(Fl
         return Err(not_found());
     }
     let slug = flow_slug(app, caller, flow).await?;
-    let item = app.store.get(&item_key(id)).await?.ok_or_else(not_found)?;
-    let trigger: FlowCallback = item.decode()?;
+    // Both items of its partition in one query: the trigger and when it was last called.
+    let items = app.store.query(&Query::partition(partition(id))).await?;
+    let item = items
+        .iter()
+        .find(|item| item.key == item_key(id))
+        .ok_or_else(not_found)?;
+    let triggered = items.iter().find(|item| item.key == triggered_key(id));
+    let trigger = with_last_triggered(item.decode()?, triggered);
     if trigger.organization_id != caller.organization_id || trigger.flow != slug {
         return Err(not_found());
     }
@@ -307,6 +339,10 @@ pub async fn delete(app: &App, caller: &Caller, flow: &str, id: &str) -> ApiResu
             key: entry_key(&trigger.organization_id, &trigger.flow, id),
             expect: Expect::Anything,
         },
+        Write::Delete {
+            key: triggered_key(id),
+            expect: Expect::Anything,
+        },
     ];
     app.store.write(writes).await?;
     Ok(format!(
@@ -346,14 +382,22 @@ pub async fn list(
         limit: limit + 1,
     };
     let (entries, next) = crate::store::split_page(app.store.query(&query).await?, limit);
-    let keys: Vec<Key> = entries
+    let ids: Vec<&str> = entries
         .iter()
         .filter_map(|e| e.key.sk.strip_prefix("FCB#"))
-        .map(item_key)
         .collect();
-    let mut callbacks = Vec::with_capacity(keys.len());
-    for item in app.store.get_many(&keys).await?.into_iter().flatten() {
-        callbacks.push(FlowCallbackView::new(app, item.decode()?, None));
+    // Each trigger and its `TRIGGERED` item, side by side.
+    let keys: Vec<Key> = ids
+        .iter()
+        .flat_map(|id| [item_key(id), triggered_key(id)])
+        .collect();
+    let items = app.store.get_many(&keys).await?;
+    let mut callbacks = Vec::with_capacity(ids.len());
+    for pair in items.chunks(2) {
+        if let [Some(item), triggered] = pair {
+            let trigger = with_last_triggered(item.decode()?, triggered.as_ref());
+            callbacks.push(FlowCallbackView::new(app, trigger, None));
+        }
     }
     Ok(FlowCallbackList {
         callbacks,

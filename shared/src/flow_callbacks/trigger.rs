@@ -7,7 +7,7 @@ use http::StatusCode;
 use subtle::ConstantTimeEq;
 
 use super::format::{Format, render_callback, render_error};
-use super::{FlowCallback, TriggerStatus, item_key, signature_hash};
+use super::{FlowCallback, TriggerStatus, Triggered, item_key, signature_hash, triggered_key};
 use crate::app::App;
 use crate::auth::{Caller, KeyKind};
 use crate::callbacks::{input, service};
@@ -52,14 +52,35 @@ pub async fn trigger(app: &App, request: &ApiRequest) -> ApiResponse {
         Ok(query) => query,
         Err(err) => return render_error(Format::Json, &err),
     };
-    let (trigger, rev) = match authenticate(app, id, query.get("signature")).await {
-        Ok(found) => found,
-        Err(err) => return render_error(Format::Json, &err),
-    };
-    let format = trigger.format;
-    match schedule(app, request, &trigger, rev).await {
-        Ok(response) => response,
-        Err(err) => render_error(format, &err),
+    // Twice at most: a trigger changed between this read and the callback's write (the create
+    // is conditional on its revision) is read again — revoked, it refuses; otherwise (a new
+    // description, say) the call goes through.
+    for _ in 0..2 {
+        let (trigger, rev) = match authenticate(app, id, query.get("signature")).await {
+            Ok(found) => found,
+            Err(err) => return render_error(Format::Json, &err),
+        };
+        let format = trigger.format;
+        match schedule(app, request, &trigger, rev).await {
+            Ok(response) => return response,
+            Err(Raced) => continue,
+            Err(Refused(err)) => return render_error(format, &err),
+        }
+    }
+    let busy = ApiError::unavailable();
+    render_error(Format::Json, &busy)
+}
+
+enum Failed {
+    /// The trigger changed while the call ran.
+    Raced,
+    Refused(ApiError),
+}
+use Failed::{Raced, Refused};
+
+impl From<ApiError> for Failed {
+    fn from(err: ApiError) -> Self {
+        Refused(err)
     }
 }
 
@@ -68,9 +89,9 @@ async fn schedule(
     request: &ApiRequest,
     trigger: &FlowCallback,
     rev: u64,
-) -> ApiResult<ApiResponse> {
+) -> Result<ApiResponse, Failed> {
     if trigger.status == TriggerStatus::Inactive {
-        return Err(ApiError::forbidden("This trigger URL is inactive"));
+        return Err(Refused(ApiError::forbidden("This trigger URL is inactive")));
     }
     let body = request.json_object()?;
     // Idempotency is kept per organization and per trigger.
@@ -91,7 +112,13 @@ async fn schedule(
         // Validated inside, as on `POST /v1/callbacks`: a replay wins over the time checks.
         || async {
             let new = input::read_new_callback(body.clone(), Some(&trigger.flow), app.clock.now())?;
-            let callback = service::create(app, &caller.organization_id, new).await?;
+            // Only while the trigger is as authenticated: a revocation wins over calls in flight.
+            let unchanged = Write::Check {
+                key: item_key(&trigger.id),
+                expect: Expect::Revision(rev),
+            };
+            let callback =
+                service::create_guarded(app, &caller.organization_id, new, vec![unchanged]).await?;
             let resource_id = callback.id.clone();
             Ok(Created {
                 response: render_callback(format, StatusCode::CREATED, &callback),
@@ -103,16 +130,24 @@ async fn schedule(
             Ok(render_callback(format, StatusCode::CREATED, &callback))
         },
     )
-    .await?;
-    touch(app, trigger, rev).await;
+    .await;
+    let response = match response {
+        Ok(response) => response,
+        // The guard's check failed: the trigger changed meanwhile.
+        Err(err) if err.message == service::GUARD_FAILED => return Err(Raced),
+        Err(err) => return Err(Refused(err)),
+    };
+    touch(app, trigger).await;
     Ok(response)
 }
 
-/// Records `last_triggered_at`; a lost race means another trigger just recorded it.
-async fn touch(app: &App, trigger: &FlowCallback, rev: u64) {
-    let mut touched = trigger.clone();
-    touched.last_triggered_at = Some(app.clock.now());
-    let write = match Write::put(item_key(&trigger.id), &touched, Expect::Revision(rev)) {
+/// Records `last_triggered_at`: a blind write to the trigger's `TRIGGERED` item, never to the
+/// trigger itself (whose revision its owner's changes are conditional on).
+async fn touch(app: &App, trigger: &FlowCallback) {
+    let triggered = Triggered {
+        last_triggered_at: app.clock.now(),
+    };
+    let write = match Write::put(triggered_key(&trigger.id), &triggered, Expect::Anything) {
         Ok(write) => write,
         Err(_) => return,
     };
