@@ -51,6 +51,11 @@ struct Core {
 
 impl Core {
     fn new() -> Self {
+        Self::on(Arc::new(MemoryTable::new()))
+    }
+
+    /// The core on `store`.
+    fn on(store: Arc<dyn flowline_core::store::Table>) -> Self {
         let clock = Arc::new(ManualClock::new(
             "2026-11-21T14:00:00Z".parse().expect("a timestamp"),
         ));
@@ -61,16 +66,12 @@ impl Core {
             allow_private_targets: true,
             request_budget: flowline_core::deadline::HTTP_BUDGET,
         };
-        let app = App::builder(
-            Arc::new(MemoryTable::new()),
-            Arc::new(MemoryTable::new()),
-            config,
-        )
-        .clock(clock.clone())
-        .in_process(Arc::new(InProcessScheduler::new(clock.clone())))
-        .sender(sender.clone())
-        .signing_key(common::SIGNING_KEY)
-        .build();
+        let app = App::builder(store, Arc::new(MemoryTable::new()), config)
+            .clock(clock.clone())
+            .in_process(Arc::new(InProcessScheduler::new(clock.clone())))
+            .sender(sender.clone())
+            .signing_key(common::SIGNING_KEY)
+            .build();
         Self {
             app,
             sender,
@@ -389,6 +390,37 @@ async fn a_failed_dispatch_keeps_when_it_was_attempted() {
     assert_eq!(failed.attempted_at, Some(started));
     assert_eq!(failed.updated_at, started + SignedDuration::from_mins(1));
     assert_eq!(failed.dispatched_at, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_store_before_the_delivery_cannot_push_the_record_past_the_deadline() {
+    let slow = Arc::new(common::faults::SlowTable::new(Arc::new(MemoryTable::new())));
+    let core = Core::on(slow.clone());
+    core.endpoint(ENDPOINT_A, &["callback.dispatch"]).await;
+    core.sender.default_reply(ENDPOINT_A, SenderReply::Silence);
+    let callback = core.callback().await;
+    // Every read now takes 4 s: the reads before the delivery eat into the route's 28 s.
+    slow.slow_reads(secs(4));
+    let started = tokio::time::Instant::now();
+    let deadline = started + flowline_core::deadline::HTTP_BUDGET;
+    let failed = flowline_core::deadline::within(
+        deadline,
+        dispatch::dispatch_now(&core.app, &core.caller, &callback.id),
+    )
+    .await
+    .expect("the dispatch runs");
+    assert!(tokio::time::Instant::now() <= deadline, "answered in time");
+    assert_eq!(failed.status, CallbackStatus::Failed);
+    // Delivery stopped early enough to record the outcome: it is stored.
+    slow.slow_reads(Duration::ZERO);
+    let stored = service::get(&core.app, &core.caller, &callback.id)
+        .await
+        .expect("the callback");
+    assert_eq!(stored.status, CallbackStatus::Failed);
+    assert!(
+        !core.dispatch_attempts().is_empty(),
+        "it did try to deliver"
+    );
 }
 
 #[tokio::test(start_paused = true)]

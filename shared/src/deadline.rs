@@ -18,8 +18,9 @@ tokio::task_local! {
 /// An HTTP route's time: API Gateway gives an integration 29 s, and the answer must get back
 /// before that.
 pub const HTTP_BUDGET: Duration = Duration::from_secs(28);
-/// Work that runs outside any request or invocation (the local server's timers and sweeper).
-pub const DEFAULT_BUDGET: Duration = Duration::from_secs(25);
+/// Work that runs outside any request or invocation (the local server's timers): as long as a
+/// route's, so a dispatch is bounded alike wherever it runs.
+pub const DEFAULT_BUDGET: Duration = HTTP_BUDGET;
 
 /// Runs `work` with `deadline` as its deadline.
 pub async fn within<F: Future>(deadline: Instant, work: F) -> F::Output {

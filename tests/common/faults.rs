@@ -141,3 +141,54 @@ impl DispatchInvoker for FaultyScheduler {
         self.check(SchedulerCall::Invoke)
     }
 }
+
+/// A table over `inner` whose reads, while slowed, each take `delay` (on tokio's clock: a test
+/// on paused time sees a slow store without waiting for one).
+pub struct SlowTable {
+    inner: Arc<dyn Table>,
+    delay: Mutex<std::time::Duration>,
+}
+
+impl SlowTable {
+    pub fn new(inner: Arc<dyn Table>) -> Self {
+        Self {
+            inner,
+            delay: Mutex::new(std::time::Duration::ZERO),
+        }
+    }
+
+    pub fn slow_reads(&self, delay: std::time::Duration) {
+        *self.delay.lock().unwrap() = delay;
+    }
+
+    async fn wait(&self) {
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[async_trait]
+impl Table for SlowTable {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.wait().await;
+        self.inner.get(key).await
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.wait().await;
+        self.inner.get_many(keys).await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Vec<Item>, StoreError> {
+        self.wait().await;
+        self.inner.query(query).await
+    }
+
+    async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.inner.write(writes).await
+    }
+
+    async fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
+        self.inner.increment(key, delta).await
+    }
+}

@@ -172,9 +172,13 @@ async fn deliver_dispatch(app: &App, stored: &StoredCallback) -> ApiResult<Outco
         app.clock.now(),
         data,
     );
-    let deadline = Instant::now() + DISPATCH_DEADLINE;
+    let deadline = delivery_deadline();
     let mut failure = String::new();
     for endpoint in &endpoints {
+        // Out of time: the cause names the last failure actually seen.
+        if Instant::now() >= deadline && !failure.is_empty() {
+            break;
+        }
         match deliver(app, endpoint, &event, deadline).await {
             Delivered::Accepted(body) => {
                 let session_id = serde_json::from_slice::<serde_json::Value>(&body)
@@ -190,6 +194,21 @@ async fn deliver_dispatch(app: &App, stored: &StoredCallback) -> ApiResult<Outco
         }
     }
     Ok(Outcome::Failed(failure))
+}
+
+/// What the work in hand keeps for recording a dispatch after its delivery (the record is
+/// retried through throttling until the deadline, so this is its time).
+const RECORD_RESERVE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// When delivering must end: 25 s from now at most (SPEC §4), and early enough that recording
+/// still fits in the deadline of the request or invocation — measured from its start, so reads
+/// before the delivery, however slow, cannot push the record past it.
+fn delivery_deadline() -> Instant {
+    (Instant::now() + DISPATCH_DEADLINE).min(
+        crate::deadline::current()
+            .checked_sub(RECORD_RESERVE)
+            .unwrap_or_else(Instant::now),
+    )
 }
 
 /// Delivers and records the end of a dispatch this dispatcher owns.
@@ -237,16 +256,25 @@ async fn run(
         Err(err) => return Err(err.into()),
     }
     tracing::info!(callback = %after.callback.id, status = after.callback.status.as_str(), "dispatch finished");
-    // Within what is left of the synchronous route's time.
-    let deadline = (started + WHOLE_DISPATCH).min(Instant::now() + LIFECYCLE_DEADLINE);
-    emit_until(
-        app,
-        &after.callback.organization_id,
-        event,
-        event_data(&after.callback),
+    // Within what is left of the synchronous route's time: the record is made, nothing may
+    // delay the answer past the deadline.
+    let deadline = (started + WHOLE_DISPATCH)
+        .min(Instant::now() + LIFECYCLE_DEADLINE)
+        .min(crate::deadline::current());
+    let emitted = tokio::time::timeout_at(
         deadline,
+        emit_until(
+            app,
+            &after.callback.organization_id,
+            event,
+            event_data(&after.callback),
+            deadline,
+        ),
     )
     .await;
+    if emitted.is_err() {
+        tracing::warn!(callback = %after.callback.id, "lifecycle event not sent in time");
+    }
     Ok(after.callback)
 }
 
