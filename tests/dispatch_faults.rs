@@ -75,6 +75,9 @@ impl Table for FlakyTable {
 struct FakeScheduler {
     failing: Mutex<bool>,
     scheduled: Mutex<Vec<String>>,
+    /// Jobs handed off ("dispatch now", the sweeper), for the test to run as the dispatch
+    /// function would.
+    invoked: Mutex<Vec<DispatchJob>>,
 }
 
 #[async_trait]
@@ -101,7 +104,11 @@ impl Scheduler for FakeScheduler {
 #[async_trait]
 impl DispatchInvoker for FakeScheduler {
     async fn invoke(&self, job: &DispatchJob) -> Result<(), SchedulerError> {
-        self.schedule(job, Timestamp::now()).await
+        if *self.failing.lock().unwrap() {
+            return Err(SchedulerError::Unavailable("injected fault".to_owned()));
+        }
+        self.invoked.lock().unwrap().push(job.clone());
+        Ok(())
     }
 }
 
@@ -138,6 +145,32 @@ async fn rig(backend: Backend) -> Rig {
         table,
         scheduler,
         clock,
+    }
+}
+
+impl Rig {
+    /// A sweep, then what it handed off run as the dispatch function runs it: the due entries
+    /// read, and the dispatches that ran.
+    async fn sweep(&self) -> (usize, usize) {
+        let report = dispatch::sweep(&self.server.app, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(
+            report.handed_off, report.examined,
+            "every due entry handed off"
+        );
+        let jobs = std::mem::take(&mut *self.scheduler.invoked.lock().unwrap());
+        let mut dispatched = 0;
+        for job in jobs {
+            if dispatch::run_job(&self.server.app, &job)
+                .await
+                .unwrap()
+                .is_some()
+            {
+                dispatched += 1;
+            }
+        }
+        (report.examined, dispatched)
     }
 }
 
@@ -195,10 +228,8 @@ async fn a_scheduler_failure_on_create_leaves_no_scheduled_callback(backend: Bac
     );
     // Past both callbacks' times (and the sweeper's grace), a half-made one would be found.
     rig.clock.advance(SignedDuration::from_mins(20));
-    let report = dispatch::sweep(&rig.server.app, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert_eq!(report.examined, 0, "and nothing for the sweeper to find");
+    let (examined, _) = rig.sweep().await;
+    assert_eq!(examined, 0, "and nothing for the sweeper to find");
 }
 
 async fn a_store_failure_after_delivery_leaves_a_callback_the_sweeper_completes(backend: Backend) {
@@ -247,8 +278,8 @@ async fn a_store_failure_after_delivery_leaves_a_callback_the_sweeper_completes(
     // …and once it runs out, the sweeper completes the dispatch.
     rig.clock
         .advance(dispatch::LEASE + SignedDuration::from_secs(1));
-    let report = dispatch::sweep(app, Duration::from_secs(30)).await.unwrap();
-    assert_eq!(report.dispatched, 1);
+    let (_, dispatched) = rig.sweep().await;
+    assert_eq!(dispatched, 1);
     let done = status_of(&org, &id).await;
     assert_eq!(done["status"], "dispatched");
     assert_eq!(done["created_session_id"], "sess_after_fault");
@@ -326,26 +357,14 @@ async fn the_sweeper_dispatches_a_callback_whose_schedule_was_lost_once_two_minu
     );
 
     rig.clock.advance(SignedDuration::from_mins(6));
-    let early = dispatch::sweep(&rig.server.app, Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(
-        early.dispatched, 0,
-        "a minute late is the scheduler's business"
-    );
+    let (_, early) = rig.sweep().await;
+    assert_eq!(early, 0, "a minute late is the scheduler's business");
     rig.clock.advance(SignedDuration::from_mins(2));
-    let late = dispatch::sweep(&rig.server.app, Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(late.dispatched, 1);
+    let (_, late) = rig.sweep().await;
+    assert_eq!(late, 1);
     assert_eq!(status_of(&org, &id).await["status"], "dispatched");
-    let again = dispatch::sweep(&rig.server.app, Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(
-        again.examined, 0,
-        "a dispatched callback leaves the sweeper's index"
-    );
+    let (again, _) = rig.sweep().await;
+    assert_eq!(again, 0, "a dispatched callback leaves the sweeper's index");
 }
 
 async fn a_job_for_a_missing_or_foreign_callback_is_a_no_op(backend: Backend) {

@@ -120,6 +120,12 @@ fn is_generated_session_id(value: &Value) -> bool {
     })
 }
 
+/// What a sweep came to: the due entries it read, and the dispatches that ran from them.
+struct Swept {
+    examined: usize,
+    dispatched: usize,
+}
+
 /// The app on the store under test with a scheduler that never fires (and fails on cue) and a
 /// table that fails on cue, served over HTTP on a clock the test moves.
 struct FaultRig {
@@ -157,10 +163,26 @@ impl FaultRig {
         &self.server.clock
     }
 
-    async fn sweep(&self) -> dispatch::SweepReport {
-        dispatch::sweep(&self.server.app, Duration::from_secs(60))
+    /// A sweep, then what it handed off run as the dispatch function runs it.
+    async fn sweep(&self) -> Swept {
+        let report = dispatch::sweep(&self.server.app, Duration::from_secs(60))
             .await
-            .expect("the sweep runs")
+            .expect("the sweep runs");
+        let mut dispatched = 0;
+        for job in self.scheduler.take_invoked() {
+            let done = dispatch::run_job(&self.server.app, &job)
+                .await
+                .expect("the dispatch runs");
+            dispatched += usize::from(done.is_some());
+        }
+        assert_eq!(
+            report.handed_off, report.examined,
+            "every due entry handed off"
+        );
+        Swept {
+            examined: report.examined,
+            dispatched,
+        }
     }
 }
 

@@ -87,12 +87,20 @@ pub enum SchedulerCall {
 pub struct FaultyScheduler {
     schedules: Mutex<HashMap<String, (DispatchJob, Timestamp)>>,
     failing: Mutex<HashSet<SchedulerCall>>,
+    /// Jobs handed off ("dispatch now", the sweeper), for the test to run as the dispatch
+    /// function would.
+    invoked: Mutex<Vec<DispatchJob>>,
 }
 
 impl FaultyScheduler {
     /// From now on, `call` fails as if the scheduler were unreachable.
     pub fn fail(&self, call: SchedulerCall) {
         self.failing.lock().unwrap().insert(call);
+    }
+
+    /// The jobs handed off since the last call.
+    pub fn take_invoked(&self) -> Vec<DispatchJob> {
+        std::mem::take(&mut *self.invoked.lock().unwrap())
     }
 
     /// The schedule held for `callback_id`: its job and time.
@@ -137,8 +145,10 @@ impl Scheduler for FaultyScheduler {
 
 #[async_trait]
 impl DispatchInvoker for FaultyScheduler {
-    async fn invoke(&self, _job: &DispatchJob) -> Result<(), SchedulerError> {
-        self.check(SchedulerCall::Invoke)
+    async fn invoke(&self, job: &DispatchJob) -> Result<(), SchedulerError> {
+        self.check(SchedulerCall::Invoke)?;
+        self.invoked.lock().unwrap().push(job.clone());
+        Ok(())
     }
 }
 

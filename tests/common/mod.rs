@@ -144,6 +144,14 @@ async fn delete_schedule(name: &str) {
         });
 }
 
+/// Runs `work` with a deadline `budget` from now, as a request or invocation runs.
+pub async fn within_budget<F: std::future::Future>(
+    budget: std::time::Duration,
+    work: F,
+) -> F::Output {
+    flowline_core::deadline::within(tokio::time::Instant::now() + budget, work).await
+}
+
 /// Waits for `condition` to hold, checking every few milliseconds, for at most `within` — for
 /// work the server finishes after answering. Never a fixed sleep: it returns as soon as the
 /// condition holds, and fails the test (with `what`) if it never does.

@@ -292,50 +292,87 @@ impl JobRunner for App {
 /// What one sweep did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SweepReport {
+    /// Due entries read.
     pub examined: usize,
-    pub dispatched: usize,
+    /// Dispatches handed off (one per due callback; each runs elsewhere, and only one
+    /// dispatcher of a callback can take it).
+    pub handed_off: usize,
+    /// Hand-offs that failed (the callback stays due: the next sweep tries again).
     pub errors: usize,
+    /// Shards whose due entries were all read (a shard not finished resumes next time).
+    pub shards_finished: usize,
 }
 
-/// The sweeper: dispatches callbacks more than 2 minutes overdue (a lost schedule) and those
-/// whose dispatcher's lease ran out (a crashed dispatch), until `budget` is spent.
+/// Shards swept at once, and due entries read a page at a time.
+const PARALLEL_SHARDS: usize = 8;
+const SWEEP_PAGE: usize = 100;
+
+/// The sweeper: finds callbacks more than 2 minutes overdue (a lost schedule) and those whose
+/// dispatcher's lease ran out (a crashed dispatch), and hands each off to the dispatch invoker
+/// — it never delivers itself, so one slow receiver cannot hold it up. Every shard of the due
+/// index is swept each run, several at once, each resuming where the last run stopped (a
+/// cursor per shard), so however many are due none starves. Runs may overlap: a callback
+/// handed off twice is still dispatched once (taking it is one conditional write).
 pub async fn sweep(app: &App, budget: std::time::Duration) -> ApiResult<SweepReport> {
-    let started = Instant::now();
+    use futures_util::StreamExt;
+    let until = Instant::now() + budget;
+    let now_ms = app.clock.now().as_millisecond();
+    let reports: Vec<ApiResult<SweepReport>> = futures_util::stream::iter(0..store::DUE_SHARDS)
+        .map(|shard| sweep_shard(app, shard, now_ms, until))
+        .buffer_unordered(PARALLEL_SHARDS)
+        .collect()
+        .await;
     let mut report = SweepReport::default();
-    for shard in 0..store::DUE_SHARDS {
-        // Continue after what this sweep examined: an entry that cannot be taken (leased,
-        // failing) must not hide the ones after it.
-        let mut after = None;
-        loop {
-            let now_ms = app.clock.now().as_millisecond();
-            let jobs = store::due(app.store.as_ref(), shard, now_ms, after.clone(), 25).await?;
-            for (position, job) in &jobs {
-                if started.elapsed() >= budget {
-                    return Ok(report);
-                }
-                report.examined += 1;
-                match run_job(app, job).await {
-                    Ok(Some(_)) => report.dispatched += 1,
-                    Ok(None) => {}
-                    Err(err) => {
-                        report.errors += 1;
-                        tracing::warn!(callback = %job.callback_id, error = %err.message, "sweeper could not dispatch");
-                    }
-                }
-                after = Some(position.clone());
-            }
-            if jobs.len() < 25 {
-                break;
-            }
-        }
+    for shard in reports {
+        let shard = shard?;
+        report.examined += shard.examined;
+        report.handed_off += shard.handed_off;
+        report.errors += shard.errors;
+        report.shards_finished += shard.shards_finished;
     }
     if report.examined > 0 {
         tracing::info!(
             examined = report.examined,
-            dispatched = report.dispatched,
+            handed_off = report.handed_off,
             errors = report.errors,
+            shards_finished = report.shards_finished,
             "sweep finished"
         );
     }
     Ok(report)
+}
+
+async fn sweep_shard(app: &App, shard: u32, now_ms: i64, until: Instant) -> ApiResult<SweepReport> {
+    let table = app.store.as_ref();
+    let mut report = SweepReport::default();
+    let started_at = store::sweep_cursor(table, shard).await?;
+    let mut cursor = started_at.clone();
+    loop {
+        if Instant::now() >= until {
+            store::save_sweep_cursor(table, shard, cursor.as_deref()).await?;
+            return Ok(report);
+        }
+        let jobs = store::due(table, shard, now_ms, cursor.clone(), SWEEP_PAGE).await?;
+        for (position, job) in &jobs {
+            report.examined += 1;
+            match app.invoker.invoke(job).await {
+                Ok(()) => report.handed_off += 1,
+                Err(err) => {
+                    report.errors += 1;
+                    tracing::warn!(callback = %job.callback_id, %err, "sweeper could not hand off a dispatch");
+                }
+            }
+            cursor = Some(position.clone());
+        }
+        if jobs.len() < SWEEP_PAGE {
+            // The shard's due range is read: the next run starts it over (nothing to write when
+            // it already did: an idle sweep writes nothing).
+            if started_at.is_some() {
+                store::save_sweep_cursor(table, shard, None).await?;
+            }
+            report.shards_finished += 1;
+            return Ok(report);
+        }
+        store::save_sweep_cursor(table, shard, cursor.as_deref()).await?;
+    }
 }

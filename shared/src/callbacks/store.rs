@@ -3,14 +3,20 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | callback | `ORG#<org>#CB#<id>` | `CALLBACK` |
-//! | list entry (4 or 8 per callback) | `ORG#<org>#CBS#s=<status>#sess=<session>#f=<flow>` | `<id>` |
-//! | due entry (while scheduled/dispatching) | `DUE#<shard 0-7>` | `<due ms, 13 digits>#<id>` |
+//! | list entry (4 or 8 per callback) | `ORG#<org>#CBS#s=<status>#sess=<session>#f=<flow>#<shard 0-3>` | `<id>` |
+//! | due entry (while scheduled/dispatching) | `DUE#<shard 0-31>` | `<due ms, 13 digits>#<id>` |
 //!
 //! List entries exist for every combination of the filters `status`, `source_session_id` and
-//! `flow` with "any" (`*`), so each filtered list is one `Query`; ids sort by creation time, so
-//! newest first is a descending query. The due entry says when the sweeper must look at the
-//! callback: 2 minutes after `scheduled_at`, or when a dispatcher's lease runs out. It is
-//! spread over 8 partitions so no single partition takes every write.
+//! `flow` with "any" (`*`), so each filtered list is a `Query` of its partitions; ids sort by
+//! creation time, so newest first is a descending query. Each filter set is spread over
+//! [`LIST_SHARDS`] partitions by the callback's id, so an organization creating and
+//! dispatching hundreds of callbacks a second stays far under DynamoDB's 1,000 write units a
+//! second per partition; a page reads the newest `limit + 1` of each and merges them (ids are
+//! unique and ordered, so the merge is exact and a page ends at one id across all of them).
+//!
+//! The due entry says when the sweeper must look at the callback: 2 minutes after
+//! `scheduled_at`, or when a dispatcher's lease runs out. It is spread over [`DUE_SHARDS`]
+//! partitions shared by every organization (see docs/table-design.md for the arithmetic).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,7 +28,11 @@ use crate::store::{
     Entries, Expect, Key, Loaded, Query, SortRange, StoreError, Table, Write, reindex, split_page,
 };
 
-pub const DUE_SHARDS: u32 = 8;
+/// Partitions of the due index: at 1,000 creates and 1,000 dispatches a second platform-wide,
+/// each takes about 250 write units a second (docs/table-design.md).
+pub const DUE_SHARDS: u32 = 32;
+/// Partitions of each callback list.
+pub const LIST_SHARDS: u32 = 4;
 /// The sweeper takes over a scheduled callback this late (SPEC §4: "more than 2 minutes").
 pub const SWEEP_GRACE_MS: i64 = 2 * 60 * 1000;
 
@@ -38,23 +48,24 @@ pub struct CallbackFilters {
     pub flow: Option<String>,
 }
 
-fn list_pk(organization_id: &str, filters: &CallbackFilters) -> String {
+fn list_pk(organization_id: &str, filters: &CallbackFilters, shard: u32) -> String {
     // Session ids are the caller's text: encoded so no value can imitate the separators.
     let session = filters
         .source_session_id
         .as_ref()
         .map_or_else(|| "*".to_owned(), |s| URL_SAFE_NO_PAD.encode(s));
     format!(
-        "ORG#{organization_id}#CBS#s={}#sess={session}#f={}",
+        "ORG#{organization_id}#CBS#s={}#sess={session}#f={}#{shard}",
         filters.status.map_or("*", CallbackStatus::as_str),
         filters.flow.as_deref().unwrap_or("*"),
     )
 }
 
-fn shard(id: &str) -> u32 {
+/// A stable spread of ids over `shards` (ids end in random digits, so any hash of them is even).
+fn shard(id: &str, shards: u32) -> u32 {
     id.bytes().fold(0u32, |hash, b| {
         hash.wrapping_mul(31).wrapping_add(u32::from(b))
-    }) % DUE_SHARDS
+    }) % shards
 }
 
 fn due_pk(shard: u32) -> String {
@@ -93,16 +104,18 @@ fn entries(stored: &StoredCallback) -> Entries {
                     source_session_id: source_session_id.clone(),
                     flow,
                 };
-                entries.insert(
-                    Key::new(list_pk(&callback.organization_id, &filters), &callback.id),
-                    serde_json::json!({}),
+                let pk = list_pk(
+                    &callback.organization_id,
+                    &filters,
+                    shard(&callback.id, LIST_SHARDS),
                 );
+                entries.insert(Key::new(pk, &callback.id), serde_json::json!({}));
             }
         }
     }
     if let Some(due) = due_ms(stored) {
         let key = Key::new(
-            due_pk(shard(&callback.id)),
+            due_pk(shard(&callback.id, DUE_SHARDS)),
             format!("{:013}#{}", due.max(0), callback.id),
         );
         let entry = DueEntry {
@@ -169,7 +182,8 @@ pub async fn remove(table: &dyn Table, stored: &Loaded<StoredCallback>) -> Resul
     table.write(writes).await
 }
 
-/// One page of a callback list, newest first, and the position after it.
+/// One page of a callback list, newest first, and the position after it: the newest
+/// `limit + 1` entries of each of the list's partitions, merged.
 pub async fn list_page(
     table: &dyn Table,
     organization_id: &str,
@@ -177,14 +191,20 @@ pub async fn list_page(
     after: Option<String>,
     limit: usize,
 ) -> Result<(Vec<Callback>, Option<String>), StoreError> {
-    let query = Query {
-        pk: list_pk(organization_id, filters),
+    let queries = (0..LIST_SHARDS).map(|shard| Query {
+        pk: list_pk(organization_id, filters, shard),
         range: SortRange::All,
-        after,
+        after: after.clone(),
         descending: true,
         limit: limit + 1,
-    };
-    let (entries, next) = split_page(table.query(&query).await?, limit);
+    });
+    let pages = futures_util::future::try_join_all(
+        queries.map(|query| async move { table.query(&query).await }),
+    )
+    .await?;
+    let mut merged: Vec<crate::store::Item> = pages.into_iter().flatten().collect();
+    merged.sort_by(|a, b| b.key.sk.cmp(&a.key.sk));
+    let (entries, next) = split_page(merged, limit);
     let keys: Vec<Key> = entries
         .iter()
         .map(|entry| item_key(organization_id, &entry.key.sk))
@@ -226,4 +246,41 @@ pub async fn due(
             Ok((item.key.sk.clone(), job))
         })
         .collect()
+}
+
+/// Where the sweeper's pass over a due shard stands: `SWEEP#<shard>` / `CURSOR`.
+fn cursor_key(shard: u32) -> Key {
+    Key::new(format!("SWEEP#{shard}"), "CURSOR")
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Cursor {
+    after: Option<String>,
+}
+
+/// The position after which the sweeper continues in `shard` (`None`: from the start).
+pub async fn sweep_cursor(table: &dyn Table, shard: u32) -> Result<Option<String>, StoreError> {
+    match table.get(&cursor_key(shard)).await? {
+        Some(item) => Ok(item.decode::<Cursor>()?.after),
+        None => Ok(None),
+    }
+}
+
+/// Records where the sweeper stopped in `shard`. Written blind: overlapping sweeps may move it
+/// back and forth, which only makes one of them look at some entries again.
+pub async fn save_sweep_cursor(
+    table: &dyn Table,
+    shard: u32,
+    after: Option<&str>,
+) -> Result<(), StoreError> {
+    let cursor = Cursor {
+        after: after.map(str::to_owned),
+    };
+    table
+        .write(vec![Write::put(
+            cursor_key(shard),
+            &cursor,
+            Expect::Anything,
+        )?])
+        .await
 }

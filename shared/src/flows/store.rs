@@ -6,12 +6,14 @@
 //! | version | `ORG#<org>#FLOW#<slug>` | `V#<version, 8 digits>` |
 //! | numeric id → slug | `FLOW_ID#<id>` | `FLOW_ID` |
 //! | list entry (8 per flow) | `ORG#<org>#FLOWS#<filters>` | `<modified ms, 13 digits>#<slug>` |
-//! | count (8 per org and filter set) | `ORG#<org>#COUNTS` | `FLOWS#<filters>` |
+//! | count (8 shards per org and filter set) | `ORG#<org>#COUNT#FLOWS#<filters>#<shard 0-7>` | `COUNT` |
 //! | id counter | `COUNTER` | `FLOW_ID` |
 //!
 //! A flow is listed under every combination of its current version's status, channel type and
 //! type with "any" (2³ = 8 entries), so each filtered list is one `Query` of one partition, newest
-//! change first, and its `total_records` is one counter. Every change writes the head, the
+//! change first, and its `total_records` is one counter, kept in [`COUNT_SHARDS`] items (each
+//! flow moves the one its slug picks, the total is their sum), so concurrent changes to many
+//! flows of one organization neither queue on one hot item nor conflict in their transactions. Every change writes the head, the
 //! versions, the entries and the counters in one transaction, conditional on the head's revision.
 
 use std::collections::{BTreeMap, HashSet};
@@ -86,11 +88,24 @@ fn list_pk(organization_id: &str, filters: &FlowFilters) -> String {
     format!("ORG#{organization_id}#FLOWS#{}", filters.name())
 }
 
-fn count_key(organization_id: &str, filters: &FlowFilters) -> Key {
+/// Items each flow count is spread over.
+pub const COUNT_SHARDS: u32 = 8;
+
+fn count_key(organization_id: &str, filters: &FlowFilters, shard: u32) -> Key {
     Key::new(
-        format!("ORG#{organization_id}#COUNTS"),
-        format!("FLOWS#{}", filters.name()),
+        format!(
+            "ORG#{organization_id}#COUNT#FLOWS#{}#{shard}",
+            filters.name()
+        ),
+        "COUNT",
     )
+}
+
+/// The count item a flow moves: always the same for one flow, spread over flows.
+fn count_shard(slug: &str) -> u32 {
+    slug.bytes().fold(0u32, |hash, b| {
+        hash.wrapping_mul(31).wrapping_add(u32::from(b))
+    }) % COUNT_SHARDS
 }
 
 #[derive(Serialize, Deserialize)]
@@ -239,7 +254,7 @@ pub async fn commit(
         for filters in FlowFilters::all_matching(&before.value.listing) {
             if !new_filters.contains(&filters.name()) {
                 writes.push(Write::Add {
-                    key: count_key(organization_id, &filters),
+                    key: count_key(organization_id, &filters, count_shard(&head.slug)),
                     delta: -1,
                 });
             }
@@ -248,7 +263,7 @@ pub async fn commit(
     for filters in FlowFilters::all_matching(&head.listing) {
         if !old_filters.contains(&filters.name()) {
             writes.push(Write::Add {
-                key: count_key(organization_id, &filters),
+                key: count_key(organization_id, &filters, count_shard(&head.slug)),
                 delta: 1,
             });
         }
@@ -304,8 +319,17 @@ pub async fn count(
     organization_id: &str,
     filters: &FlowFilters,
 ) -> Result<u64, StoreError> {
-    let item = table.get(&count_key(organization_id, filters)).await?;
-    Ok(item.map_or(0, |item| item.count.max(0) as u64))
+    let keys: Vec<Key> = (0..COUNT_SHARDS)
+        .map(|shard| count_key(organization_id, filters, shard))
+        .collect();
+    let total: i64 = table
+        .get_many(&keys)
+        .await?
+        .iter()
+        .flatten()
+        .map(|item| item.count)
+        .sum();
+    Ok(total.max(0) as u64)
 }
 
 /// Versions of a flow, highest first.
