@@ -17,6 +17,7 @@ use crate::scheduler::{DispatchInvoker, JobRunner, Scheduler, Unwired};
 use crate::store::Table;
 use crate::store::memory::MemoryTable;
 use crate::time::{Clock, SystemClock};
+use crate::webhooks::gate::EndpointGate;
 use crate::webhooks::sender::{self, WebhookSender};
 
 pub struct App {
@@ -27,6 +28,8 @@ pub struct App {
     /// "Dispatch now": hands a dispatch off to run within seconds.
     pub invoker: Arc<dyn DispatchInvoker>,
     pub sender: Arc<dyn WebhookSender>,
+    /// At most 10 tries in flight per endpoint (in this process).
+    pub endpoint_gate: EndpointGate,
     pub clock: Arc<dyn Clock>,
     pub config: Config,
     page_tokens: Option<PageTokens>,
@@ -139,6 +142,7 @@ impl AppBuilder {
             scheduler: self.scheduler,
             invoker: self.invoker,
             sender: self.sender,
+            endpoint_gate: EndpointGate::default(),
             clock: self.clock,
             config: self.config,
             page_tokens: self.signing_key.map(|key| PageTokens::new(&key)),

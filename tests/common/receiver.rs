@@ -66,6 +66,9 @@ struct Inner {
     deliveries: Vec<Delivery>,
     script: VecDeque<Reply>,
     default: Option<Reply>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 #[derive(Clone)]
@@ -88,13 +91,17 @@ async fn receive(
             json,
             at: std::time::Instant::now(),
         });
+        inner.in_flight += 1;
+        inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
         inner
             .script
             .pop_front()
             .or_else(|| inner.default.clone())
             .unwrap_or_else(|| Reply::status(200))
     };
+    // A slow receiver, on purpose (the test set the delay).
     tokio::time::sleep(reply.delay).await;
+    inner.lock().unwrap().in_flight -= 1;
     (StatusCode::from_u16(reply.status).unwrap(), reply.body)
 }
 
@@ -118,6 +125,11 @@ impl Receiver {
     /// The reply once the script is used up (200 `{}` unless set).
     pub fn default_reply(&self, reply: Reply) {
         self.inner.lock().unwrap().default = Some(reply);
+    }
+
+    /// The most requests it was ever answering at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.lock().unwrap().max_in_flight
     }
 
     pub fn deliveries(&self) -> Vec<Delivery> {

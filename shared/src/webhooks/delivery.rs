@@ -97,6 +97,14 @@ pub async fn deliver(
             }
             tokio::time::sleep(pause).await;
         }
+        // A place among the endpoint's tries in flight, waited for within the deadline.
+        let Some(_place) = app.endpoint_gate.enter(&endpoint.id, deadline).await else {
+            if attempt == 0 {
+                last = "not attempted: the endpoint had 10 tries in flight until the deadline"
+                    .to_owned();
+            }
+            break;
+        };
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             break;

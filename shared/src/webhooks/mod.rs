@@ -6,6 +6,7 @@
 //! `Query` and dispatch reads the subscribers oldest first from the same partition.
 
 pub mod delivery;
+pub mod gate;
 pub mod sender;
 pub mod target;
 
