@@ -67,6 +67,7 @@ pub async fn run() -> Result<(), StartupError> {
             .unwrap_or_else(|| format!("http://{addr}")),
         allow_private_targets: config::allow_private_targets_from_env(),
         request_budget: flowline_core::deadline::HTTP_BUDGET,
+        limits: config::limits_from_env()?,
     };
     let sdk_config = flowline_adapters::sdk::load().await;
     let storage = match config::var(env::STORE).as_deref() {

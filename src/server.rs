@@ -3,10 +3,11 @@
 //! `GET /openapi.yaml` answers the API contract, without a key.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use flowline_core::deadline;
 use flowline_core::error::ErrorCode;
@@ -25,18 +26,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = axum::Router::new().fallback(handle).with_state(app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
-async fn handle(State(app): State<Arc<App>>, request: axum::extract::Request) -> Response {
+async fn handle(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+) -> Response {
     // As in the cloud: a request has API Gateway's time, from its arrival.
     let deadline = tokio::time::Instant::now() + app.config.request_budget;
-    deadline::within(deadline, answer(app, request)).await
+    deadline::within(deadline, answer(app, peer, request)).await
 }
 
-async fn answer(app: Arc<App>, request: axum::extract::Request) -> Response {
+async fn answer(app: Arc<App>, peer: SocketAddr, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     if parts.method == Method::GET && path == "/openapi.yaml" {
@@ -74,10 +82,15 @@ async fn answer(app: Arc<App>, request: axum::extract::Request) -> Response {
                             Ok(authorization) => authorization,
                             Err(err) => return to_response(ApiResponse::error(&err)),
                         };
-                    match app.keys.authenticate(authorization).await {
-                        Ok(caller) => Some(caller),
+                    let caller = match app.keys.authenticate(authorization).await {
+                        Ok(caller) => caller,
                         Err(err) => return to_response(ApiResponse::error(&err)),
+                    };
+                    // The organization's budget, as the cloud's authorizer spends it.
+                    if let Err(err) = app.keys.admit(&app.limiter, &caller, app.clock.now()).await {
+                        return to_response(ApiResponse::error(&err));
                     }
+                    Some(caller)
                 }
             };
             let request = ApiRequest {
@@ -89,6 +102,7 @@ async fn answer(app: Arc<App>, request: axum::extract::Request) -> Response {
                 body,
                 caller,
                 auth_failure: None,
+                source_ip: Some(peer.ip().to_string()),
             };
             render(crate::functions::call(&app, route.function, request).await)
         }

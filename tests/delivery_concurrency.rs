@@ -59,7 +59,12 @@ async fn a_burst_of_due_callbacks_keeps_at_most_ten_tries_in_flight_per_endpoint
     // Exactly once each: no try timed out into a repeat.
     let mut delivered: Vec<String> = deliveries
         .iter()
-        .map(|d| d.json["data"]["callback"]["id"].as_str().unwrap().to_owned())
+        .map(|d| {
+            d.json["data"]["callback"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     delivered.sort();
     let mut expected = ids.clone();

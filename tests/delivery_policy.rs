@@ -65,6 +65,7 @@ impl Core {
             // The sender is a fake: no URL is resolved or connected to.
             allow_private_targets: true,
             request_budget: flowline_core::deadline::HTTP_BUDGET,
+            limits: common::UNLIMITED,
         };
         let app = App::builder(store, Arc::new(MemoryTable::new()), config)
             .clock(clock.clone())

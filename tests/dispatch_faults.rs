@@ -64,8 +64,13 @@ impl Table for FlakyTable {
         }
         self.inner.write(writes).await
     }
-    async fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
-        self.inner.increment(key, delta).await
+    async fn increment(
+        &self,
+        key: &Key,
+        delta: i64,
+        expires_at: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        self.inner.increment(key, delta, expires_at).await
     }
 }
 
@@ -132,6 +137,7 @@ async fn rig(backend: Backend) -> Rig {
         public_base_url: "http://flowline.test".to_owned(),
         allow_private_targets: true,
         request_budget: flowline_core::deadline::HTTP_BUDGET,
+        limits: common::UNLIMITED,
     };
     let app: Arc<App> = App::builder(table.clone(), keys, config)
         .scheduler(scheduler.clone())

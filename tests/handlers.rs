@@ -52,6 +52,7 @@ fn app() -> Rig {
             public_base_url: "https://api.flowline.example.com".to_owned(),
             allow_private_targets: false,
             request_budget: flowline_core::deadline::HTTP_BUDGET,
+            limits: common::UNLIMITED,
         },
         SIGNING_KEY,
     )
@@ -639,6 +640,7 @@ fn callback_app() -> (Rig, Arc<ManualClock>) {
         public_base_url: "https://api.flowline.example.com".to_owned(),
         allow_private_targets: true,
         request_budget: flowline_core::deadline::HTTP_BUDGET,
+        limits: common::UNLIMITED,
     };
     let rig = Rig::new(
         clock.clone(),
@@ -1190,6 +1192,67 @@ async fn every_function_answers_503_when_the_authorizer_could_not_read_the_keys(
 }
 
 #[tokio::test]
+async fn every_function_answers_429_when_the_authorizer_found_the_organization_over_budget() {
+    let app = app();
+    for name in api_key_fixtures() {
+        let context = json!({"auth_error": "rate_limited", "retry_after": 3});
+        let request = event_with_authorizer(&name, Some(context));
+        let (status, body, response) =
+            answer(flowline::functions::call(&app.wired(&name), &name, request).await);
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{name}: {body}");
+        assert_eq!(body["code"], "RATE_LIMITED", "{name}");
+        assert_eq!(response.headers["retry-after"], "3", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn the_authorizer_spends_the_organizations_budget() {
+    let keys = KeyStore::new(Arc::new(MemoryTable::new()));
+    let (key, _) = keys
+        .create(
+            FIXTURE_ORGANIZATION,
+            KeyKind::Private,
+            "crm-integration",
+            "2026-11-02T09:00:00.000Z",
+        )
+        .await
+        .unwrap();
+    let authorizer = flowline_lambda::authorizer::Authorizer {
+        keys: keys.clone(),
+        limiter: flowline_core::ratelimit::RateLimiter::local(flowline_core::ratelimit::Limits {
+            organization: flowline_core::ratelimit::Limit::new(0.001, 2.0),
+            ..flowline_core::ratelimit::Limits::default()
+        }),
+    };
+    let request = || authorizer_request(Some(&format!("Bearer {key}")));
+    // An organization's own budget, set with the admin command, replaces the deployment's.
+    let own = flowline_core::ratelimit::Limit::new(1000.0, 1000.0);
+    keys.set_organization_limit(FIXTURE_ORGANIZATION, Some(own))
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let response = authorizer::handle(&authorizer, request()).await;
+        assert_eq!(
+            response.context.get("organization_id"),
+            Some(&json!(FIXTURE_ORGANIZATION))
+        );
+    }
+    // Without it, the deployment's: two more, then refused.
+    keys.set_organization_limit(FIXTURE_ORGANIZATION, None)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let response = authorizer::handle(&authorizer, request()).await;
+        assert!(response.context.contains_key("organization_id"));
+    }
+    let over = authorizer::handle(&authorizer, request()).await;
+    assert!(over.is_authorized, "it always allows; the route answers");
+    assert_eq!(over.context["auth_error"], "rate_limited");
+    assert!(over.context["retry_after"].as_u64().unwrap() >= 1);
+    assert!(!over.context.contains_key("organization_id"));
+}
+
+#[tokio::test]
 async fn an_incomplete_or_unknown_authorizer_context_is_401() {
     let app = app();
     for context in [
@@ -1244,6 +1307,16 @@ fn authorizer_request(authorization: Option<&str>) -> ApiGatewayV2CustomAuthoriz
     serde_json::from_value(fixture).expect("an HTTP API authorizer request (payload 2.0)")
 }
 
+/// The authorizer over `keys`, with the default request budgets.
+fn authorizer_over(keys: &KeyStore) -> flowline_lambda::authorizer::Authorizer {
+    flowline_lambda::authorizer::Authorizer {
+        keys: keys.clone(),
+        limiter: flowline_core::ratelimit::RateLimiter::local(
+            flowline_core::ratelimit::Limits::default(),
+        ),
+    }
+}
+
 /// The context the HTTP fixtures of private-key routes carry.
 fn private_key_context() -> Value {
     fixture_json("callback-create")["requestContext"]["authorizer"]["lambda"].clone()
@@ -1261,8 +1334,11 @@ async fn authorizer_hands_the_routes_the_organization_kind_and_name_of_a_live_ke
         )
         .await
         .unwrap();
-    let response =
-        authorizer::handle(&keys, authorizer_request(Some(&format!("Bearer {key}")))).await;
+    let response = authorizer::handle(
+        &authorizer_over(&keys),
+        authorizer_request(Some(&format!("Bearer {key}"))),
+    )
+    .await;
     assert!(response.is_authorized);
     // Exactly the context the HTTP fixtures carry.
     assert_eq!(
@@ -1276,7 +1352,8 @@ async fn authorizer_hands_the_routes_the_organization_kind_and_name_of_a_live_ke
     );
 
     // The bare key is accepted too.
-    let response = authorizer::handle(&keys, authorizer_request(Some(&key))).await;
+    let response =
+        authorizer::handle(&authorizer_over(&keys), authorizer_request(Some(&key))).await;
     assert_eq!(Value::Object(response.context), private_key_context());
 }
 
@@ -1302,18 +1379,21 @@ async fn authorizer_gives_no_context_for_a_missing_unknown_or_revoked_key() {
         .unwrap()
     );
     let unknown = authorizer::handle(
-        &keys,
+        &authorizer_over(&keys),
         serde_json::from_str(&fixture_text("authorizer")).unwrap(),
     )
     .await;
     let revoked = authorizer::handle(
-        &keys,
+        &authorizer_over(&keys),
         authorizer_request(Some(&format!("Bearer {revoked}"))),
     )
     .await;
-    let missing = authorizer::handle(&keys, authorizer_request(None)).await;
-    let wrong_scheme =
-        authorizer::handle(&keys, authorizer_request(Some("Basic c2tfZXhhbXBsZTo="))).await;
+    let missing = authorizer::handle(&authorizer_over(&keys), authorizer_request(None)).await;
+    let wrong_scheme = authorizer::handle(
+        &authorizer_over(&keys),
+        authorizer_request(Some("Basic c2tfZXhhbXBsZTo=")),
+    )
+    .await;
     for (case, response) in [
         ("unknown", unknown),
         ("revoked", revoked),
@@ -1352,7 +1432,7 @@ impl Table for UnreachableTable {
     async fn write(&self, _: Vec<Write>) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("connection refused".to_owned()))
     }
-    async fn increment(&self, _: &Key, _: i64) -> Result<i64, StoreError> {
+    async fn increment(&self, _: &Key, _: i64, _: Option<i64>) -> Result<i64, StoreError> {
         Err(StoreError::Unavailable("connection refused".to_owned()))
     }
 }
@@ -1361,7 +1441,7 @@ impl Table for UnreachableTable {
 async fn authorizer_reports_an_unreachable_keys_table_and_the_route_answers_503() {
     let keys = KeyStore::new(Arc::new(UnreachableTable));
     let request = serde_json::from_str(&fixture_text("authorizer")).unwrap();
-    let response = authorizer::handle(&keys, request).await;
+    let response = authorizer::handle(&authorizer_over(&keys), request).await;
     assert!(response.is_authorized);
     assert_eq!(
         Value::Object(response.context.clone()),

@@ -144,6 +144,7 @@ impl FaultRig {
             public_base_url: "http://flowline.test".to_owned(),
             allow_private_targets: true,
             request_budget: flowline_core::deadline::HTTP_BUDGET,
+            limits: common::UNLIMITED,
         };
         let app: Arc<App> = App::builder(table.clone(), keys, config)
             .scheduler(scheduler.clone())

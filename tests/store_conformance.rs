@@ -585,7 +585,7 @@ async fn add_keeps_the_document_and_revision_of_an_item(table: Arc<dyn Table>) {
 async fn counter_items_read_at_revision_zero_and_take_writes_at_it(table: Arc<dyn Table>) {
     let scope = Scope::new();
     let key = scope.key("counter");
-    table.increment(&key, 4).await.unwrap();
+    table.increment(&key, 4, None).await.unwrap();
     assert_eq!(get(&table, &key).await.unwrap().rev, 0);
     write_one(
         &table,
@@ -615,9 +615,9 @@ async fn counter_items_read_at_revision_zero_and_take_writes_at_it(table: Arc<dy
 async fn increment_answers_the_new_value(table: Arc<dyn Table>) {
     let scope = Scope::new();
     let key = scope.key("counter");
-    assert_eq!(table.increment(&key, 1).await.unwrap(), 1);
-    assert_eq!(table.increment(&key, 10).await.unwrap(), 11);
-    assert_eq!(table.increment(&key, -12).await.unwrap(), -1);
+    assert_eq!(table.increment(&key, 1, None).await.unwrap(), 1);
+    assert_eq!(table.increment(&key, 10, None).await.unwrap(), 11);
+    assert_eq!(table.increment(&key, -12, None).await.unwrap(), -1);
     assert_eq!(get(&table, &key).await.unwrap().count, -1);
 }
 
@@ -627,7 +627,7 @@ async fn concurrent_increments_answer_distinct_values(table: Arc<dyn Table>) {
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let (table, key) = (table.clone(), key.clone());
-            tokio::spawn(async move { table.increment(&key, 1).await.unwrap() })
+            tokio::spawn(async move { table.increment(&key, 1, None).await.unwrap() })
         })
         .collect();
     let mut values = Vec::new();

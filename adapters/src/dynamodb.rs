@@ -303,7 +303,7 @@ impl DynamoTable {
                 })
                 .await
             }
-            Write::Add { key, delta } => self.increment(&key, delta).await.map(drop),
+            Write::Add { key, delta } => self.increment(&key, delta, None).await.map(drop),
             check @ Write::Check { .. } => self.transact(vec![check]).await,
         }
     }
@@ -686,23 +686,33 @@ impl Table for DynamoTable {
         }
     }
 
-    async fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
+    async fn increment(
+        &self,
+        key: &Key,
+        delta: i64,
+        expires_at: Option<i64>,
+    ) -> Result<i64, StoreError> {
         check_key(key)?;
         let attributes = Self::key_attributes(key);
         // ADD is not idempotent: a retry after a lost answer may count twice. Counters are the
         // flow id sequence (a gap is harmless) and approximate rate windows.
         let answer = self
             .retrying("UpdateItem", || async {
-                self.client
+                let update = self
+                    .client
                     .update_item()
                     .table_name(&self.table)
                     .set_key(Some(attributes.clone()))
-                    .update_expression("ADD n :delta")
                     .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
-                    .return_values(ReturnValue::UpdatedNew)
-                    .send()
-                    .await
-                    .map_err(classify)
+                    .return_values(ReturnValue::UpdatedNew);
+                let update = match expires_at {
+                    Some(ttl) => update
+                        .update_expression("ADD n :delta SET #ttl = :ttl")
+                        .expression_attribute_names("#ttl", "ttl")
+                        .expression_attribute_values(":ttl", AttributeValue::N(ttl.to_string())),
+                    None => update.update_expression("ADD n :delta"),
+                };
+                update.send().await.map_err(classify)
             })
             .await?;
         match answer.attributes.as_ref().and_then(|a| a.get("n")) {

@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use flowline_adapters::dynamodb::DynamoTable;
 use flowline_core::auth::{KeyKind, KeyStore, StoredKey};
 use flowline_core::config::{DEFAULT_KEYS_TABLE, env};
+use flowline_core::ratelimit::Limit;
 use flowline_core::store::StoreError;
 
 /// A name longer than this is a mistake, not a label.
@@ -40,11 +41,37 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Subcommand)]
 pub enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// An organization's own request budget (else the deployment's FLOWLINE_RATE_LIMIT applies).
+    #[command(subcommand)]
+    Limits(LimitsCommand),
+}
+
+#[derive(Debug, Clone, PartialEq, Subcommand)]
+pub enum LimitsCommand {
+    /// Give an organization its own budget: requests a second and a burst.
+    Set {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        rate: f64,
+        #[arg(long)]
+        burst: f64,
+    },
+    /// Show an organization's own budget, if it has one.
+    Show {
+        #[arg(long)]
+        org: String,
+    },
+    /// Remove an organization's own budget: the deployment's applies again.
+    Clear {
+        #[arg(long)]
+        org: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -122,7 +149,10 @@ pub async fn run(
     out: &mut dyn Write,
     notes: &mut dyn Write,
 ) -> Result<(), AdminError> {
-    let Command::Keys(command) = command;
+    let command = match command {
+        Command::Keys(command) => command,
+        Command::Limits(command) => return run_limits(command, keys, out).await,
+    };
     match command {
         KeysCommand::Create { org, kind, name } => {
             let org = organization(org)?;
@@ -167,6 +197,44 @@ pub async fn run(
                 });
             }
             writeln!(out, "Revoked key {key_id} of {org}.")?;
+        }
+    }
+    Ok(())
+}
+
+/// Organizations' budgets take effect within a minute (each process reads them again then).
+async fn run_limits(
+    command: &LimitsCommand,
+    keys: &KeyStore,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    match command {
+        LimitsCommand::Set { org, rate, burst } => {
+            let org = organization(org)?;
+            let limit = Limit::parse(&format!("{rate}/{burst}")).ok_or_else(|| {
+                AdminError::Invalid("--rate must be above 0 and --burst at least 1".to_owned())
+            })?;
+            keys.set_organization_limit(org, Some(limit)).await?;
+            writeln!(
+                out,
+                "{org}: {rate} requests a second, bursts of {burst} (within a minute)."
+            )?;
+        }
+        LimitsCommand::Show { org } => {
+            let org = organization(org)?;
+            match keys.organization_limit(org, jiff::Timestamp::now()).await? {
+                Some(limit) => writeln!(
+                    out,
+                    "{org}: {} requests a second, bursts of {}",
+                    limit.per_second, limit.burst
+                )?,
+                None => writeln!(out, "{org}: the deployment's budget")?,
+            }
+        }
+        LimitsCommand::Clear { org } => {
+            let org = organization(org)?;
+            keys.set_organization_limit(org, None).await?;
+            writeln!(out, "{org}: the deployment's budget (within a minute).")?;
         }
     }
     Ok(())

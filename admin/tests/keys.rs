@@ -42,6 +42,7 @@ on_every_store!(
     revoked_keys_stop_authenticating,
     revoking_an_unknown_or_foreign_key_id_fails,
     bad_arguments_are_refused_before_anything_is_stored,
+    an_organization_gets_its_own_budget_and_loses_it,
 );
 
 fn memory_keys() -> KeyStore {
@@ -364,4 +365,49 @@ fn the_command_line_is_checked_by_clap() {
             "{bad:?}"
         );
     }
+}
+
+async fn an_organization_gets_its_own_budget_and_loses_it(keys: KeyStore) {
+    let org = organization();
+    let shown = admin(&keys, NOW, &["limits", "show", "--org", &org])
+        .await
+        .unwrap();
+    assert_eq!(shown.out, format!("{org}: the deployment's budget\n"));
+    admin(
+        &keys,
+        NOW,
+        &[
+            "limits", "set", "--org", &org, "--rate", "500", "--burst", "1000",
+        ],
+    )
+    .await
+    .unwrap();
+    let now = jiff::Timestamp::now();
+    let limit = keys.organization_limit(&org, now).await.unwrap();
+    assert_eq!(
+        limit,
+        Some(flowline_core::ratelimit::Limit::new(500.0, 1000.0))
+    );
+    let shown = admin(&keys, NOW, &["limits", "show", "--org", &org])
+        .await
+        .unwrap();
+    assert_eq!(
+        shown.out,
+        format!("{org}: 500 requests a second, bursts of 1000\n")
+    );
+    for bad in [
+        ["--rate", "0", "--burst", "10"],
+        ["--rate", "5", "--burst", "0"],
+    ] {
+        let mut args = vec!["limits", "set", "--org", org.as_str()];
+        args.extend(bad);
+        assert!(matches!(
+            admin(&keys, NOW, &args).await,
+            Err(AdminError::Invalid(_))
+        ));
+    }
+    admin(&keys, NOW, &["limits", "clear", "--org", &org])
+        .await
+        .unwrap();
+    assert_eq!(keys.organization_limit(&org, now).await.unwrap(), None);
 }

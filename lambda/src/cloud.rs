@@ -21,6 +21,9 @@ use flowline_adapters::webhook_http::HttpSender;
 use flowline_core::App;
 use flowline_core::app::AppBuilder;
 use flowline_core::auth::KeyStore;
+use flowline_core::ratelimit::RateLimiter;
+
+use crate::authorizer::Authorizer;
 use flowline_core::config::{
     self, Config, DEFAULT_KEYS_TABLE, DEFAULT_SCHEDULE_GROUP, DEFAULT_TABLE, StartupError, env,
 };
@@ -48,6 +51,7 @@ impl Cloud {
         let public_base_url = reported(
             config::public_base_url_from_env().ok_or(StartupError::Missing(env::PUBLIC_BASE_URL)),
         )?;
+        let limits = reported(config::limits_from_env())?;
         let sdk = flowline_adapters::sdk::load().await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let store = DynamoTable::new(dynamodb.clone(), table(env::TABLE, DEFAULT_TABLE));
@@ -56,10 +60,15 @@ impl Cloud {
             public_base_url,
             allow_private_targets: false,
             request_budget: flowline_core::deadline::HTTP_BUDGET,
+            limits,
         };
+        let store: Arc<dyn flowline_core::store::Table> = Arc::new(store);
+        // Request budgets, shared by every sandbox through the table (the authorizer spends the
+        // organizations'; a trigger URL's is spent where it is called).
+        let limiter = RateLimiter::shared(limits, store.clone());
         Ok(Self {
             sdk,
-            app: App::builder(Arc::new(store), Arc::new(keys), config),
+            app: App::builder(store, Arc::new(keys), config).limiter(limiter),
         })
     }
 
@@ -113,11 +122,20 @@ impl Cloud {
     }
 }
 
-/// The authorizer's only dependency: the keys table (`FLOWLINE_KEYS_TABLE`), so it starts fast.
-pub async fn key_store_from_env() -> Result<KeyStore, StartupError> {
+/// The authorizer's application: the keys table (`FLOWLINE_KEYS_TABLE`) and the
+/// organizations' request budgets, whose shared windows live in the same table — all it needs,
+/// so it starts fast.
+pub async fn authorizer_from_env() -> Result<Authorizer, StartupError> {
     crate::logging::init();
     let table_name = reported(config::required(env::KEYS_TABLE))?;
+    let limits = reported(config::limits_from_env())?;
     let sdk = flowline_adapters::sdk::load().await;
-    let table = DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), table_name);
-    Ok(KeyStore::new(Arc::new(table)))
+    let table: Arc<dyn flowline_core::store::Table> = Arc::new(DynamoTable::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        table_name,
+    ));
+    Ok(Authorizer {
+        keys: KeyStore::new(table.clone()),
+        limiter: RateLimiter::shared(limits, table),
+    })
 }

@@ -98,6 +98,10 @@ pub fn api_request(event: lambda_http::Request) -> ApiRequest {
     let context = event.request_context();
     let caller = caller_of(&context);
     let auth_failure = auth_failure_of(&context);
+    let source_ip = match &context {
+        RequestContext::ApiGatewayV2(context) => context.http.source_ip.clone(),
+        _ => None,
+    };
     let (parts, body) = event.into_parts();
     let body = match body {
         Body::Empty => bytes::Bytes::new(),
@@ -114,6 +118,7 @@ pub fn api_request(event: lambda_http::Request) -> ApiRequest {
         body,
         caller,
         auth_failure,
+        source_ip,
     }
 }
 
@@ -126,6 +131,13 @@ fn auth_failure_of(context: &RequestContext) -> Option<flowline_core::ApiError> 
     let fields = &context.authorizer.as_ref()?.fields;
     match fields.get(context::AUTH_ERROR)?.as_str()? {
         context::UNAVAILABLE => Some(flowline_core::ApiError::unavailable()),
+        context::RATE_LIMITED => Some(flowline_core::ApiError::rate_limited(
+            "this organization",
+            fields
+                .get(context::RETRY_AFTER)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(1),
+        )),
         context::INVALID_HEADER => Some(flowline_core::ApiError::invalid_field(
             "Authorization",
             "must be visible ASCII text",

@@ -12,6 +12,7 @@ use crate::auth::KeyStore;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::page::PageTokens;
+use crate::ratelimit::RateLimiter;
 use crate::scheduler::in_process::InProcessScheduler;
 use crate::scheduler::{DispatchInvoker, JobRunner, Scheduler, Unwired};
 use crate::store::Table;
@@ -30,6 +31,8 @@ pub struct App {
     pub sender: Arc<dyn WebhookSender>,
     /// At most 10 tries in flight per endpoint (in this process).
     pub endpoint_gate: EndpointGate,
+    /// The request budgets of organizations and trigger URLs.
+    pub limiter: RateLimiter,
     pub clock: Arc<dyn Clock>,
     pub config: Config,
     page_tokens: Option<PageTokens>,
@@ -48,6 +51,7 @@ impl App {
             clock: Arc::new(SystemClock),
             signing_key: None,
             in_process: None,
+            limiter: None,
         }
     }
 
@@ -91,9 +95,16 @@ pub struct AppBuilder {
     clock: Arc<dyn Clock>,
     signing_key: Option<Vec<u8>>,
     in_process: Option<Arc<InProcessScheduler>>,
+    limiter: Option<RateLimiter>,
 }
 
 impl AppBuilder {
+    /// Request budgets (default: the configuration's, kept in this process).
+    pub fn limiter(mut self, limiter: RateLimiter) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
     pub fn scheduler(mut self, scheduler: Arc<dyn Scheduler>) -> Self {
         self.scheduler = scheduler;
         self
@@ -143,6 +154,9 @@ impl AppBuilder {
             invoker: self.invoker,
             sender: self.sender,
             endpoint_gate: EndpointGate::default(),
+            limiter: self
+                .limiter
+                .unwrap_or_else(|| RateLimiter::local(self.config.limits)),
             clock: self.clock,
             config: self.config,
             page_tokens: self.signing_key.map(|key| PageTokens::new(&key)),

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use jiff::Timestamp;
+
 use crate::error::{ApiError, ApiResult};
+use crate::ratelimit::{Budget, Limit, RateLimiter};
 use crate::store::{Expect, Key, Query, SortRange, StoreError, Table, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,10 +79,27 @@ pub fn key_from_header(authorization: &str) -> Option<&str> {
     (KeyKind::of_key(key).is_some() && key.len() <= 200).then_some(key)
 }
 
-/// The keys table, for the authorizer, the local server and the admin command.
+/// The keys table, for the authorizer, the local server and the admin command. It also keeps
+/// each organization's own request budget, when it has one (`ORG#<org>#LIMITS` / `LIMITS`).
 #[derive(Clone)]
 pub struct KeyStore {
     table: Arc<dyn Table>,
+    /// Organizations' budgets as last read, and when: read again after [`LIMIT_CACHE`].
+    limits: Arc<std::sync::Mutex<std::collections::HashMap<String, (Option<Limit>, Timestamp)>>>,
+}
+
+/// How long an organization's budget is used before it is read again: a change reaches every
+/// process within a minute, and a request costs no extra read.
+const LIMIT_CACHE: jiff::SignedDuration = jiff::SignedDuration::from_mins(1);
+
+fn limits_key(organization_id: &str) -> Key {
+    Key::new(format!("ORG#{organization_id}#LIMITS"), "LIMITS")
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredLimit {
+    per_second: f64,
+    burst: f64,
 }
 
 fn key_item(hash: &str) -> Key {
@@ -92,7 +112,89 @@ fn organization_keys(organization_id: &str) -> String {
 
 impl KeyStore {
     pub fn new(table: Arc<dyn Table>) -> Self {
-        Self { table }
+        Self {
+            table,
+            limits: Arc::default(),
+        }
+    }
+
+    /// The organization's own budget, if it has one (else the deployment's applies).
+    pub async fn organization_limit(
+        &self,
+        organization_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Limit>, StoreError> {
+        let cached = self
+            .limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(organization_id)
+            .copied();
+        if let Some((limit, read_at)) = cached
+            && now.duration_since(read_at) < LIMIT_CACHE
+        {
+            return Ok(limit);
+        }
+        let limit = match self.table.get(&limits_key(organization_id)).await? {
+            Some(item) => {
+                let stored: StoredLimit = item.decode()?;
+                Some(Limit::new(stored.per_second, stored.burst))
+            }
+            None => None,
+        };
+        self.limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(organization_id.to_owned(), (limit, now));
+        Ok(limit)
+    }
+
+    /// Sets (or with `None`, removes) the organization's own budget.
+    pub async fn set_organization_limit(
+        &self,
+        organization_id: &str,
+        limit: Option<Limit>,
+    ) -> Result<(), StoreError> {
+        let key = limits_key(organization_id);
+        let write = match limit {
+            Some(limit) => Write::put(
+                key,
+                &StoredLimit {
+                    per_second: limit.per_second,
+                    burst: limit.burst,
+                },
+                Expect::Anything,
+            )?,
+            None => Write::Delete {
+                key,
+                expect: Expect::Anything,
+            },
+        };
+        self.table.write(vec![write]).await?;
+        self.limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(organization_id);
+        Ok(())
+    }
+
+    /// Spends a request of `caller`'s organization's budget (its own, or the deployment's).
+    pub async fn admit(
+        &self,
+        limiter: &RateLimiter,
+        caller: &Caller,
+        now: Timestamp,
+    ) -> ApiResult<()> {
+        let budget = Budget::Organization(caller.organization_id.clone());
+        let limit = match self.organization_limit(&caller.organization_id, now).await {
+            Ok(limit) => limit.unwrap_or(limiter.limits().organization),
+            // Unreadable: the deployment's budget still applies.
+            Err(err) => {
+                tracing::warn!(%err, "could not read an organization's budget");
+                limiter.limits().organization
+            }
+        };
+        limiter.admit_with(&budget, limit, now).await
     }
 
     /// The caller behind an `Authorization` header; 401 for anything but a live key.

@@ -27,6 +27,8 @@ pub mod env {
     pub const DISPATCH_FUNCTION_ARN: &str = "FLOWLINE_DISPATCH_FUNCTION_ARN";
     pub const SCHEDULER_ROLE_ARN: &str = "FLOWLINE_SCHEDULER_ROLE_ARN";
     pub const DISPATCH_DLQ_ARN: &str = "FLOWLINE_DISPATCH_DLQ_ARN";
+    pub const RATE_LIMIT: &str = "FLOWLINE_RATE_LIMIT";
+    pub const TRIGGER_RATE_LIMIT: &str = "FLOWLINE_TRIGGER_RATE_LIMIT";
 }
 
 /// What the application needs to know about where it runs.
@@ -39,6 +41,8 @@ pub struct Config {
     /// How long the local server gives a request (in Lambda: API Gateway's time and the
     /// invocation's own decide).
     pub request_budget: std::time::Duration,
+    /// The request budgets of organizations and trigger URLs (SPEC §1).
+    pub limits: crate::ratelimit::Limits,
 }
 
 /// Why a process could not start: reported once, at start-up, never silently defaulted.
@@ -100,4 +104,23 @@ pub fn allow_private_targets_from_env() -> bool {
 /// `FLOWLINE_PUBLIC_BASE_URL` without its trailing `/`, or `fallback`.
 pub fn public_base_url_from_env() -> Option<String> {
     var(env::PUBLIC_BASE_URL).map(|url| url.trim_end_matches('/').to_owned())
+}
+
+/// The request budgets: `FLOWLINE_RATE_LIMIT` (each organization, default `100/200`: requests a
+/// second / burst) and `FLOWLINE_TRIGGER_RATE_LIMIT` (each trigger URL, default `10/20`).
+pub fn limits_from_env() -> Result<crate::ratelimit::Limits, StartupError> {
+    use crate::ratelimit::{Limit, Limits};
+    let mut limits = Limits::default();
+    for (name, limit) in [
+        (env::RATE_LIMIT, &mut limits.organization),
+        (env::TRIGGER_RATE_LIMIT, &mut limits.trigger),
+    ] {
+        if let Some(text) = var(name) {
+            *limit = Limit::parse(&text).ok_or_else(|| StartupError::Invalid {
+                name,
+                reason: format!("{text}: write requests a second / burst, e.g. 100/200"),
+            })?;
+        }
+    }
+    Ok(limits)
 }

@@ -55,6 +55,8 @@ pub struct ApiRequest {
     pub caller: Option<Caller>,
     /// Why there is no caller when it is not a plain 401 (the keys table was unreachable).
     pub auth_failure: Option<ApiError>,
+    /// The address the request came from (API Gateway's `sourceIp`; the peer locally).
+    pub source_ip: Option<String>,
 }
 
 /// Without headers, query or body: they carry keys, trigger signatures and customer data.
@@ -79,6 +81,7 @@ impl ApiRequest {
             body: Bytes::new(),
             caller: None,
             auth_failure: None,
+            source_ip: None,
         }
     }
 

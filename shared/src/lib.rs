@@ -20,6 +20,7 @@ pub mod http;
 pub mod idempotency;
 pub mod ids;
 pub mod page;
+pub mod ratelimit;
 pub mod routes;
 pub mod scheduler;
 pub mod store;

@@ -46,6 +46,18 @@ impl TestClock {
         }
     }
 
+    /// Stops the clock where it stands, until [`resume`](Self::resume); answers that time.
+    pub fn freeze(&self) -> Timestamp {
+        let mut at = Timestamp::now();
+        self.state.send_modify(|state| {
+            at = state
+                .frozen
+                .unwrap_or_else(|| Timestamp::now() + state.offset);
+            state.frozen = Some(at);
+        });
+        at
+    }
+
     /// Stops the clock at `at` (ahead of now), until [`resume`](Self::resume).
     pub fn freeze_at(&self, at: Timestamp) {
         assert!(at >= self.now(), "time never goes back");

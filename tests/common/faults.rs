@@ -68,8 +68,13 @@ impl Table for FaultyTable {
         self.inner.write(writes).await
     }
 
-    async fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
-        self.inner.increment(key, delta).await
+    async fn increment(
+        &self,
+        key: &Key,
+        delta: i64,
+        expires_at: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        self.inner.increment(key, delta, expires_at).await
     }
 }
 
@@ -198,7 +203,12 @@ impl Table for SlowTable {
         self.inner.write(writes).await
     }
 
-    async fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
-        self.inner.increment(key, delta).await
+    async fn increment(
+        &self,
+        key: &Key,
+        delta: i64,
+        expires_at: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        self.inner.increment(key, delta, expires_at).await
     }
 }

@@ -15,6 +15,7 @@ use flowline_core::App;
 use flowline_core::auth::KeyKind;
 use flowline_core::config::Config;
 use flowline_core::ids;
+use flowline_core::ratelimit::{Limit, Limits};
 use flowline_core::scheduler::DispatchJob;
 use flowline_core::scheduler::in_process::InProcessScheduler;
 use jiff::Timestamp;
@@ -25,6 +26,13 @@ use flowline_fault_proxy::FaultProxy;
 use self::clock::TestClock;
 
 pub const SIGNING_KEY: &[u8] = b"test signing key, 32 bytes long!";
+
+/// Budgets no test reaches (the rate-limit tests set their own).
+pub const UNLIMITED: Limits = Limits {
+    organization: Limit::new(1e9, 1e9),
+    trigger: Limit::new(1e9, 1e9),
+    bad_signature: Limit::new(1e9, 1e9),
+};
 
 /// What the server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,6 +330,22 @@ impl TestServer {
             scheduling,
             allow_private_targets,
             flowline_core::deadline::HTTP_BUDGET,
+            UNLIMITED,
+        )
+        .await
+    }
+
+    /// A server with the request budgets `limits` (the others have none to speak of, so a test
+    /// making many requests quickly is not refused).
+    pub async fn start_with_limits(backend: Backend, limits: Limits) -> Self {
+        let (storage, scheduling) = (own_storage(backend).await, scheduling(backend).await);
+        Self::launch(
+            backend,
+            storage,
+            scheduling,
+            true,
+            flowline_core::deadline::HTTP_BUDGET,
+            limits,
         )
         .await
     }
@@ -342,7 +366,15 @@ impl TestServer {
             client: aws_sdk_scheduler::Client::new(&sdk),
             settings: scheduler_settings(),
         };
-        let server = Self::launch(Backend::DynamoDb, storage, scheduling, true, budget).await;
+        let server = Self::launch(
+            Backend::DynamoDb,
+            storage,
+            scheduling,
+            true,
+            budget,
+            UNLIMITED,
+        )
+        .await;
         (server, proxy)
     }
 
@@ -352,6 +384,7 @@ impl TestServer {
         scheduling: Scheduling,
         allow_private_targets: bool,
         request_budget: std::time::Duration,
+        limits: Limits,
     ) -> Self {
         init_test_logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -362,6 +395,7 @@ impl TestServer {
             public_base_url: base.clone(),
             allow_private_targets,
             request_budget,
+            limits,
         };
         let clock = Arc::new(TestClock::default());
         let local = compose::build_with_clock(

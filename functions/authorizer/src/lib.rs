@@ -3,9 +3,8 @@
 //! and hands the routes the caller's organization, key kind and key name. It always allows;
 //! the routes answer 401/403/503 in the SPEC's shape (see `flowline_lambda::authorizer::authorizer_context`).
 
-use flowline_core::auth::KeyStore;
 use flowline_core::http::text_header;
-use flowline_lambda::authorizer::{authorizer_context, invalid_authorization_context};
+use flowline_lambda::authorizer::{Authorizer, authorizer_context, invalid_authorization_context};
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
 };
@@ -13,11 +12,14 @@ use lambda_http::aws_lambda_events::apigw::{
 pub type Response =
     ApiGatewayV2CustomAuthorizerSimpleResponse<serde_json::Map<String, serde_json::Value>>;
 
-pub async fn handle(keys: &KeyStore, request: ApiGatewayV2CustomAuthorizerV2Request) -> Response {
+pub async fn handle(
+    authorizer: &Authorizer,
+    request: ApiGatewayV2CustomAuthorizerV2Request,
+) -> Response {
     let mut response = Response::default();
     response.is_authorized = true;
     response.context = match text_header(&request.headers, "authorization") {
-        Ok(authorization) => authorizer_context(keys, authorization).await,
+        Ok(authorization) => authorizer_context(authorizer, authorization).await,
         // Not text: the route answers 400 naming the header (SPEC §1), never "no key".
         Err(_) => invalid_authorization_context(),
     };

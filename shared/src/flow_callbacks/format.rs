@@ -110,6 +110,16 @@ pub fn render_callback(
 }
 
 pub fn render_error(format: Format, err: &ApiError) -> ApiResponse {
+    let response = render_error_body(format, err);
+    match err.retry_after {
+        Some(seconds) if format != Format::Json => {
+            response.with_header(http::header::RETRY_AFTER, &seconds.to_string())
+        }
+        _ => response,
+    }
+}
+
+fn render_error_body(format: Format, err: &ApiError) -> ApiResponse {
     match format {
         Format::Json => ApiResponse::error(err),
         Format::Xml => {

@@ -15,6 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::idempotency::{Created, create_once};
 use crate::ids;
+use crate::ratelimit::Budget;
 use crate::store::{Expect, Write};
 
 fn not_found() -> ApiError {
@@ -52,15 +53,36 @@ pub async fn trigger(app: &App, request: &ApiRequest) -> ApiResponse {
         Ok(query) => query,
         Err(err) => return render_error(Format::Json, &err),
     };
+    // A source that has been sending wrong signatures is refused before its call costs a read.
+    let source = Budget::BadSignature(
+        request
+            .source_ip
+            .clone()
+            .unwrap_or_else(|| "unknown".to_owned()),
+    );
+    if let Err(err) = app.limiter.has_room(&source, app.clock.now()) {
+        return render_error(Format::Json, &err);
+    }
     // Twice at most: a trigger changed between this read and the callback's write (the create
     // is conditional on its revision) is read again — revoked, it refuses; otherwise (a new
     // description, say) the call goes through.
     for _ in 0..2 {
         let (trigger, rev) = match authenticate(app, id, query.get("signature")).await {
             Ok(found) => found,
-            Err(err) => return render_error(Format::Json, &err),
+            Err(err) => {
+                if err.code == crate::error::ErrorCode::NotFound {
+                    // Spent whatever the answer: only the next call is refused.
+                    let _ = app.limiter.admit(&source, app.clock.now()).await;
+                }
+                return render_error(Format::Json, &err);
+            }
         };
         let format = trigger.format;
+        // Each trigger URL has its own budget: a hammered or leaked one starves no other.
+        let budget = Budget::Trigger(trigger.id.clone());
+        if let Err(err) = app.limiter.admit(&budget, app.clock.now()).await {
+            return render_error(format, &err);
+        }
         match schedule(app, request, &trigger, rev).await {
             Ok(response) => return response,
             Err(Raced) => continue,

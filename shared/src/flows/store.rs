@@ -170,7 +170,7 @@ pub async fn resolve_id(
 
 /// A fresh numeric id, unique across every organization (one atomic counter).
 pub async fn next_flow_id(table: &dyn Table) -> Result<u64, StoreError> {
-    let id = table.increment(&counter_key(), 1).await?;
+    let id = table.increment(&counter_key(), 1, None).await?;
     u64::try_from(id)
         .ok()
         .filter(|id| (1..=MAX_FLOW_ID).contains(id))

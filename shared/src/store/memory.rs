@@ -183,7 +183,12 @@ impl Table for MemoryTable {
         Ok(())
     }
 
-    async fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
+    async fn increment(
+        &self,
+        key: &Key,
+        delta: i64,
+        expires_at: Option<i64>,
+    ) -> Result<i64, StoreError> {
         check_key(key)?;
         let mut partitions = self.lock();
         apply(
@@ -193,6 +198,13 @@ impl Table for MemoryTable {
                 delta,
             },
         );
-        Ok(find(&partitions, key).map_or(0, |item| item.count))
+        let item = partitions
+            .get_mut(&key.pk)
+            .and_then(|items| items.get_mut(&key.sk))
+            .expect("just written");
+        if expires_at.is_some() {
+            item.expires_at = expires_at;
+        }
+        Ok(item.count)
     }
 }

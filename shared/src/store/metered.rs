@@ -137,9 +137,14 @@ impl Table for MeteredTable {
         self.inner.write(writes).await
     }
 
-    async fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError> {
+    async fn increment(
+        &self,
+        key: &Key,
+        delta: i64,
+        expires_at: Option<i64>,
+    ) -> Result<i64, StoreError> {
         add(&self.counters.increment, 1);
-        self.inner.increment(key, delta).await
+        self.inner.increment(key, delta, expires_at).await
     }
 }
 
@@ -164,7 +169,7 @@ mod tests {
         let mut query = Query::partition("P");
         query.range = SortRange::All;
         table.query(&query).await.unwrap();
-        table.increment(&key("n"), 1).await.unwrap();
+        table.increment(&key("n"), 1, None).await.unwrap();
         assert_eq!(
             table.calls(),
             StoreCalls {

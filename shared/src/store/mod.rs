@@ -170,8 +170,14 @@ pub trait Table: Send + Sync {
     /// different item.
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 
-    /// Atomically adds `delta` to a counter item and answers the new value.
-    async fn increment(&self, key: &Key, delta: i64) -> Result<i64, StoreError>;
+    /// Atomically adds `delta` to a counter item and answers the new value; `expires_at` (epoch
+    /// seconds) sets the item's expiry.
+    async fn increment(
+        &self,
+        key: &Key,
+        delta: i64,
+        expires_at: Option<i64>,
+    ) -> Result<i64, StoreError>;
 }
 
 /// A record with the revision it was read at (what a conditional write expects).
