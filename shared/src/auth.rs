@@ -85,8 +85,11 @@ pub fn key_from_header(authorization: &str) -> Option<&str> {
 pub struct KeyStore {
     table: Arc<dyn Table>,
     /// Organizations' budgets as last read, and when: read again after [`LIMIT_CACHE`].
-    limits: Arc<std::sync::Mutex<std::collections::HashMap<String, (Option<Limit>, Timestamp)>>>,
+    limits: Arc<std::sync::Mutex<LimitCache>>,
 }
+
+/// Organization → its own budget (if any) and when it was read.
+type LimitCache = std::collections::HashMap<String, (Option<Limit>, Timestamp)>;
 
 /// How long an organization's budget is used before it is read again: a change reaches every
 /// process within a minute, and a request costs no extra read.
