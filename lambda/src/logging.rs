@@ -3,8 +3,15 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// `RUST_LOG` (default `info`), with the libraries' wire logging capped (see
+/// `flowline_core::logging`).
+pub fn filter() -> EnvFilter {
+    let requested = std::env::var("RUST_LOG").ok();
+    EnvFilter::new(flowline_core::logging::log_filter(requested.as_deref()))
+}
+
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter();
     // A second initialisation (tests) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

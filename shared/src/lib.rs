@@ -19,6 +19,7 @@ pub mod flows;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod logging;
 pub mod page;
 pub mod ratelimit;
 pub mod routes;

@@ -1,0 +1,48 @@
+//! What Flowline's logs may say. Flowline's own lines never carry a key, a secret or a
+//! signature; the libraries under it are another matter: at `trace`, the AWS SDK logs whole
+//! request and response bodies (items with stored webhook secrets) and the HTTP stacks log
+//! headers. Whatever `RUST_LOG` asks for, their lines stop at `debug` — the log filter of the
+//! Lambda functions and the local server is [`log_filter`] (tests/secrets_in_logs.rs runs a
+//! workload at `trace` through it and finds no secret).
+
+/// Targets whose lines below `debug` would carry what went over the wire.
+pub const WIRE_TARGETS: &[&str] = &[
+    "aws_smithy_runtime::client::orchestrator",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_sigv4",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+];
+
+/// The `tracing_subscriber::EnvFilter` directives for `requested` (`RUST_LOG`; `info` when
+/// unset or blank), with the wire targets capped at `debug`.
+pub fn log_filter(requested: Option<&str>) -> String {
+    let requested = requested
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .unwrap_or("info");
+    let caps: Vec<String> = WIRE_TARGETS
+        .iter()
+        .map(|target| format!("{target}=debug"))
+        .collect();
+    format!("{requested},{}", caps.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wire_targets_are_capped_whatever_is_asked() {
+        assert!(log_filter(None).starts_with("info,"));
+        assert!(log_filter(Some(" ")).starts_with("info,"));
+        let filter = log_filter(Some("trace,aws_smithy_runtime=trace"));
+        assert!(filter.starts_with("trace,aws_smithy_runtime=trace,"));
+        assert!(filter.ends_with("rustls=debug"));
+        assert!(filter.contains("aws_smithy_runtime::client::orchestrator=debug"));
+    }
+}
