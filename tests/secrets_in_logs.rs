@@ -11,8 +11,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
-use common::receiver::Receiver;
 use common::TestServer;
+use common::receiver::Receiver;
 use flowline_fault_proxy::{Fault, Rule};
 use serde_json::{Value, json};
 

@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod faults;
+pub mod load;
 pub mod receiver;
 pub mod recording_sender;
 pub mod wiring;
