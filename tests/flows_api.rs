@@ -2,7 +2,6 @@
 
 mod common;
 
-
 use common::{Answer, Backend, Org, TestServer};
 use reqwest::Method;
 use serde_json::{Value, json};
