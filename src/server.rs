@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use flowline_core::error::ErrorCode;
-use flowline_core::http::{MAX_BODY_BYTES, render};
+use flowline_core::http::{MAX_BODY_BYTES, render, text_header};
 use flowline_core::routes::{Access, RouteMatch, match_route};
 use flowline_core::{ApiError, ApiRequest, ApiResponse, App};
 use http::{Method, header};
@@ -62,11 +62,11 @@ async fn handle(State(app): State<Arc<App>>, request: axum::extract::Request) ->
             let caller = match route.access {
                 Access::Open => None,
                 Access::ApiKey => {
-                    let authorization = parts
-                        .headers
-                        .get(header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok());
-                    match app.keys.authenticate(authorization).await {
+                    let caller = match text_header(&parts.headers, "Authorization") {
+                        Ok(authorization) => app.keys.authenticate(authorization).await,
+                        Err(err) => Err(err),
+                    };
+                    match caller {
                         Ok(caller) => Some(caller),
                         Err(err) => return to_response(ApiResponse::error(&err)),
                     }

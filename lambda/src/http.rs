@@ -96,14 +96,18 @@ pub fn api_request(event: lambda_http::Request) -> ApiRequest {
     }
 }
 
-/// A 503 when the authorizer says the keys table was unreachable.
+/// A 503 when the authorizer says the keys table was unreachable, a 400 when `Authorization`
+/// was not text.
 fn auth_failure_of(context: &RequestContext) -> Option<flowline_core::ApiError> {
     let RequestContext::ApiGatewayV2(context) = context else {
         return None;
     };
     let fields = &context.authorizer.as_ref()?.fields;
-    (fields.get(context::AUTH_ERROR)?.as_str()? == "unavailable")
-        .then(flowline_core::ApiError::unavailable)
+    match fields.get(context::AUTH_ERROR)?.as_str()? {
+        context::UNAVAILABLE => Some(flowline_core::ApiError::unavailable()),
+        context::NOT_TEXT => Some(flowline_core::http::not_text("Authorization")),
+        _ => None,
+    }
 }
 
 pub fn lambda_response(response: ApiResponse) -> lambda_http::Response<Body> {

@@ -90,6 +90,11 @@ impl ApiRequest {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
+    /// A header that must be text: see [`text_header`].
+    pub fn text_header(&self, name: &str) -> ApiResult<Option<&str>> {
+        text_header(&self.headers, name)
+    }
+
     /// The query parameters, refusing any not in `allowed` and any given twice.
     pub fn query_params(&self, allowed: &[&str]) -> ApiResult<QueryParams> {
         let mut params = HashMap::new();
@@ -148,6 +153,21 @@ impl ApiRequest {
         }
         Ok(())
     }
+}
+
+/// A header that must be text (`Authorization`, `Idempotency-Key`, `If-Match`): `None` when
+/// absent; when it is not visible ASCII, 400 naming it (SPEC §1) — never taken as absent, which
+/// would skip the check or the idempotency the caller asked for.
+pub fn text_header<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(Some).map_err(|_| not_text(name)),
+    }
+}
+
+/// The 400 of a header that must be text but is not.
+pub fn not_text(name: &str) -> ApiError {
+    ApiError::invalid_field(name, "must be visible ASCII text")
 }
 
 /// `application/json`, `application/json; charset=utf-8`, or a `+json` type.

@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::store::{Expect, Item, Key, StoreError, Write};
 
-pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 const RECORD_LIFETIME_SECONDS: i64 = 24 * 60 * 60;
 /// A claim older than this belongs to a request that died (API routes time out at 30 s).
@@ -89,7 +89,7 @@ where
     R: FnOnce(String) -> RF,
     RF: Future<Output = ApiResult<ApiResponse>>,
 {
-    let Some(idempotency_key) = request.header(IDEMPOTENCY_HEADER) else {
+    let Some(idempotency_key) = request.text_header(IDEMPOTENCY_HEADER)? else {
         return create().await.map(|created| created.response);
     };
     if idempotency_key.is_empty() || idempotency_key.len() > 255 {

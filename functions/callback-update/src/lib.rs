@@ -13,7 +13,7 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
         caller,
         request.path_param("id"),
         body,
-        request.header("if-match"),
+        request.text_header("If-Match")?,
     )
     .await?;
     Ok(ApiResponse::resource(StatusCode::OK, &callback))

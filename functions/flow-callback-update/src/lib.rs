@@ -9,7 +9,7 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     request.query_params(&[])?;
     let body = request.json_object()?;
     let (flow, id) = (request.path_param("flow"), request.path_param("callback"));
-    let trigger =
-        flow_callbacks::update(app, caller, flow, id, body, request.header("if-match")).await?;
+    let if_match = request.text_header("If-Match")?;
+    let trigger = flow_callbacks::update(app, caller, flow, id, body, if_match).await?;
     Ok(trigger.response(StatusCode::OK))
 }

@@ -10,7 +10,7 @@ pub async fn handle(app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
     request.query_params(&[])?;
     let reference = FlowRef::parse(request.path_param("flow"))?;
     let fields = flows::read_flow_body(request.json_object()?, false)?;
-    let flow =
-        service::update_flow(app, caller, &reference, fields, request.header("if-match")).await?;
+    let if_match = request.text_header("If-Match")?;
+    let flow = service::update_flow(app, caller, &reference, fields, if_match).await?;
     Ok(ApiResponse::resource(StatusCode::OK, &flow))
 }
