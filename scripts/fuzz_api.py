@@ -3,7 +3,8 @@
     python scripts/fuzz_api.py receive PORT                a webhook receiver on 127.0.0.1:PORT
     python scripts/fuzz_api.py seed BASE KEY OTHER URL OUT  makes resources on the server at BASE
                                                             and writes a schemathesis config to
-                                                            OUT (and the two identities next to it)
+                                                            OUT (and next to it the identities and
+                                                            the seeded trigger URLs' signatures)
     SCHEMATHESIS_HOOKS=scripts/fuzz_api.py                  the schemathesis hooks below
 
 The fuzzed server runs with FLOWLINE_ALLOW_PRIVATE_TARGETS=1, so it would deliver events to
@@ -12,18 +13,19 @@ whatever URL the fuzzer registers: the hook replaces every webhook URL sent with
 and answers a session id, so dispatches end `dispatched`.
 
 Random ids only ever find nothing (404); the seeded resources (a published flow with a draft,
-a draft flow, scheduled and dispatched callbacks, a webhook endpoint, a trigger URL when the
-server has them) let most generated requests reach the routes' logic.
+a draft flow, scheduled and dispatched callbacks, a webhook endpoint, a trigger URL, and one
+trigger URL per format on a flow of their own for /v1/hooks) let most generated requests reach
+the routes' logic.
 
 Two identities: KEY (organization org_fuzz) sends every generated request; OTHER (org_fuzz_other)
 is its peer, as whom schemathesis replays reads of org_fuzz's objects (object_level_authorization:
 another organization's resource is a 404).
 
-What openapi.yaml cannot say — a time relative to now, a token only the server can issue, an ETag
-that must match, a rule across fields — the hooks fill in from the server, for schema-valid
-(positive) requests only, so that those still reach the routes' logic and a refusal is the
-server's fault: see `before_call`. `filter_failure` drops exactly the failures that are the SPEC's
-behaviour rather than a fault, each for the reason given there.
+What openapi.yaml cannot say — a time relative to now, a token or signature only the server can
+issue, an ETag that must match, a rule across fields — the hooks fill in from the server, mostly
+for schema-valid (positive) requests only, so that those still reach the routes' logic and a
+refusal is the server's fault: see `before_call`. `filter_failure` drops exactly the failures that
+are the SPEC's behaviour rather than a fault, and prints each with its reason.
 """
 
 import datetime
