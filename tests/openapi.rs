@@ -207,3 +207,145 @@ async fn the_local_server_serves_the_document_without_a_key() {
     assert_eq!(answer.header("content-type"), Some("application/yaml"));
     assert_eq!(answer.text, DOCUMENT);
 }
+
+/// The operation with this `operationId`.
+fn operation_by_id<'a>(document: &'a Value, id: &str) -> Option<(String, &'a Value, &'a Value)> {
+    operations(document)
+        .into_iter()
+        .find(|(_, _, operation, _)| operation["operationId"] == id)
+        .map(|(_, path, operation, shared)| (path, operation, shared))
+}
+
+/// The names of an operation's parameters (its own and its path's).
+fn parameter_names(document: &Value, operation: &Value, shared: &Value) -> BTreeSet<String> {
+    [shared, &operation["parameters"]]
+        .into_iter()
+        .flat_map(|list| list.as_array().into_iter().flatten())
+        .map(|parameter| {
+            dereference(document, parameter)["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn every_link_targets_an_operation_and_only_what_it_takes() {
+    let document = document();
+    let mut links = 0;
+    for (method, path, operation, _) in operations(&document) {
+        for (status, response) in operation["responses"].as_object().expect("responses") {
+            let response = dereference(&document, response);
+            for (name, link) in response["links"].as_object().into_iter().flatten() {
+                links += 1;
+                let target = link["operationId"]
+                    .as_str()
+                    .expect("links name an operationId");
+                let (_, target_operation, target_shared) = operation_by_id(&document, target)
+                    .unwrap_or_else(|| {
+                        panic!("{method} {path} {status} {name}: no operation {target}")
+                    });
+                let takes = parameter_names(&document, target_operation, target_shared);
+                for parameter in link["parameters"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                {
+                    assert!(
+                        takes.contains(parameter),
+                        "{method} {path} {status} {name}: {target} takes no parameter {parameter}"
+                    );
+                }
+                if let Some(body) = link["requestBody"].as_object() {
+                    let schema = dereference(
+                        &document,
+                        &target_operation["requestBody"]["content"]["application/json"]["schema"],
+                    );
+                    for field in body.keys() {
+                        assert!(
+                            schema["properties"].get(field).is_some(),
+                            "{method} {path} {status} {name}: {target}'s body has no field {field}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(links > 0, "the stateful fuzzer follows links");
+}
+
+#[test]
+fn every_create_links_to_reading_what_it_created() {
+    let document = document();
+    for (method, path, operation, _) in operations(&document) {
+        let Some(created) = operation["responses"].get("201") else {
+            continue;
+        };
+        if is_open(operation) {
+            // A trigger URL's answer may be XML or text: nothing to follow.
+            continue;
+        }
+        let reads = dereference(&document, created)["links"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, link)| operation_by_id(&document, link["operationId"].as_str()?))
+            .any(|(target, _, _)| {
+                operations(&document)
+                    .iter()
+                    .any(|(m, p, _, _)| m == "GET" && *p == target)
+            });
+        assert!(
+            reads,
+            "{method} {path}: its 201 links to no GET of what it made"
+        );
+    }
+}
+
+#[test]
+fn conditional_and_idempotent_requests_declare_their_headers() {
+    let document = document();
+    // SPEC §1: the create routes that honour Idempotency-Key.
+    let idempotent = [
+        ("POST", "/v1/flows"),
+        ("POST", "/v1/callbacks"),
+        ("POST", "/v1/webhooks"),
+        ("POST", "/v1/flows/{flow}/callbacks"),
+        ("POST", "/v1/hooks/{id}"),
+    ];
+    for (method, path, operation, shared) in operations(&document) {
+        let names = parameter_names(&document, operation, shared);
+        assert_eq!(
+            names.contains("If-Match"),
+            method == "PUT" || method == "PATCH",
+            "{method} {path}: If-Match on PUT and PATCH, and only there"
+        );
+        assert_eq!(
+            names.contains("Idempotency-Key"),
+            idempotent.contains(&(method.as_str(), path.as_str())),
+            "{method} {path}: Idempotency-Key on the SPEC's create routes, and only there"
+        );
+        if names.contains("If-Match") {
+            assert!(
+                operation["responses"].get("412").is_some(),
+                "{method} {path} declares no 412"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_keyed_operation_declares_400() {
+    // An Authorization header that is not text is a 400 naming it, on every keyed route.
+    let document = document();
+    for (method, path, operation, _) in operations(&document) {
+        if !is_open(operation) {
+            assert!(
+                operation["responses"].get("400").is_some(),
+                "{method} {path} declares no 400"
+            );
+        }
+    }
+}

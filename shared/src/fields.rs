@@ -32,10 +32,16 @@ impl<T> Field<T> {
 /// DynamoDB nests maps and lists at most 32 levels: objects kept inside a record stay well within.
 pub const MAX_OBJECT_DEPTH: usize = 16;
 
-/// Does `value` fit DynamoDB's limits (depth, and numbers of magnitude 1e-129 to 1e125)?
+/// Does `value` fit DynamoDB's limits (depth, map keys — attribute names — of at least one
+/// character, and numbers of magnitude 1e-129 to 1e125)?
 fn storable(value: &Value, depth_left: usize) -> bool {
     match value {
-        Value::Object(map) => depth_left > 0 && map.values().all(|v| storable(v, depth_left - 1)),
+        Value::Object(map) => {
+            depth_left > 0
+                && map
+                    .iter()
+                    .all(|(key, v)| !key.is_empty() && storable(v, depth_left - 1))
+        }
         Value::Array(items) => depth_left > 0 && items.iter().all(|v| storable(v, depth_left - 1)),
         Value::Number(n) => n
             .as_f64()
@@ -186,7 +192,7 @@ impl FieldReader {
     }
 
     /// A JSON object of at most `max_bytes` when encoded, storable as a DynamoDB map: at most
-    /// [`MAX_OBJECT_DEPTH`] levels deep and numbers within DynamoDB's range.
+    /// [`MAX_OBJECT_DEPTH`] levels deep, no empty keys and numbers within DynamoDB's range.
     pub fn object(&mut self, name: &str, max_bytes: usize) -> Field<Map<String, Value>> {
         self.read(name, |value| match value {
             Value::Object(map) => {
@@ -195,7 +201,7 @@ impl FieldReader {
                     .unwrap_or(usize::MAX);
                 if !storable(&Value::Object(map.clone()), MAX_OBJECT_DEPTH) {
                     Err(format!(
-                        "must be at most {MAX_OBJECT_DEPTH} levels deep, with numbers of magnitude below 1e125"
+                        "must be at most {MAX_OBJECT_DEPTH} levels deep, with non-empty keys and numbers of magnitude 1e-129 to 1e125 (or 0)"
                     ))
                 } else if size > max_bytes {
                     Err(format!(

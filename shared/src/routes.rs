@@ -144,31 +144,30 @@ fn percent_decode(segment: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-/// The route for a request, as API Gateway would choose it: the most specific path (fewest
-/// parameters) among the routes with this method.
+/// The route for a request: among the routes whose path matches, the most specific (fewest
+/// parameters); if that path has no route with this method, 405 with the methods it has. So
+/// `PUT /v1/flows/validate` is a method `/v1/flows/validate` does not have, not an update of a
+/// flow named `validate`. (API Gateway, which has no 405, would pass it on to
+/// `PUT /v1/flows/{flow}`, whose handler finds no such flow: 404.)
 pub fn match_route(method: &Method, path: &str) -> RouteMatch {
-    let mut best: Option<(&'static Route, HashMap<String, String>)> = None;
+    let matching: Vec<(&'static Route, HashMap<String, String>)> = ROUTES
+        .iter()
+        .filter_map(|route| Some((route, match_path(route.path, path)?)))
+        .collect();
+    let Some(fewest) = matching.iter().map(|(_, params)| params.len()).min() else {
+        return RouteMatch::NotFound;
+    };
     let mut allowed = Vec::new();
-    for route in ROUTES {
-        let Some(params) = match_path(route.path, path) else {
-            continue;
-        };
-        if route.method != *method {
-            allowed.push(route.method.clone());
+    for (route, params) in matching {
+        if params.len() != fewest {
             continue;
         }
-        if best
-            .as_ref()
-            .is_none_or(|(_, current)| params.len() < current.len())
-        {
-            best = Some((route, params));
+        if route.method == *method {
+            return RouteMatch::Found { route, params };
         }
+        allowed.push(route.method.clone());
     }
-    match best {
-        Some((route, params)) => RouteMatch::Found { route, params },
-        None if !allowed.is_empty() => RouteMatch::MethodNotAllowed { allowed },
-        None => RouteMatch::NotFound,
-    }
+    RouteMatch::MethodNotAllowed { allowed }
 }
 
 #[cfg(test)]
@@ -197,6 +196,14 @@ mod tests {
             match_route(&Method::PATCH, "/v1/flows"),
             RouteMatch::MethodNotAllowed { .. }
         ));
+        for method in [Method::GET, Method::PUT, Method::DELETE] {
+            let RouteMatch::MethodNotAllowed { allowed } =
+                match_route(&method, "/v1/flows/validate")
+            else {
+                panic!("{method} /v1/flows/validate is no flow route")
+            };
+            assert_eq!(allowed, [Method::POST]);
+        }
         assert!(matches!(
             match_route(&Method::GET, "/v1/nothing"),
             RouteMatch::NotFound
