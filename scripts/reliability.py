@@ -17,7 +17,7 @@ the emulator and the release binary.
 """
 
 import argparse
-import http.server
+import asyncio
 import json
 import os
 import signal
@@ -40,11 +40,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Receiver(http.server.ThreadingHTTPServer):
-    """Records every delivery (arrival time, webhook-id, callback id); answers after `delay`."""
-
-    daemon_threads = True
-    request_queue_size = 1024
+class Receiver:
+    """Records every delivery (arrival time, webhook-id, callback id) and answers after
+    `delay`: an asyncio server on its own thread, so the receiver is not what limits the run."""
 
     def __init__(self, delay):
         self.delay = delay
@@ -52,44 +50,60 @@ class Receiver(http.server.ThreadingHTTPServer):
         self.deliveries = []
         self.in_flight = 0
         self.max_in_flight = 0
-        super().__init__(("127.0.0.1", 0), Handler)
+        self.port = free_port()
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
+        ready.wait()
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.server_address[1]}/hooks"
+        return f"http://127.0.0.1:{self.port}/hooks"
 
+    def _run(self, ready):
+        loop = asyncio.new_event_loop()
+        server = loop.run_until_complete(
+            asyncio.start_server(self._connection, "127.0.0.1", self.port, backlog=1024)
+        )
+        ready.set()
+        loop.run_until_complete(server.serve_forever())
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("content-length") or 0))
-        server = self.server
-        with server.lock:
-            server.in_flight += 1
-            server.max_in_flight = max(server.max_in_flight, server.in_flight)
-        arrived = time.time()
-        time.sleep(server.delay)
-        event = json.loads(body)
-        with server.lock:
-            server.in_flight -= 1
-            server.deliveries.append(
-                {
-                    "at": arrived,
-                    "event_id": self.headers.get("webhook-id"),
-                    "type": event.get("type"),
-                    "callback": event.get("data", {}).get("callback", {}).get("id"),
-                }
-            )
-        answer = json.dumps({"session_id": "sess_reliability"}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args):
-        pass
+    async def _connection(self, reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                headers = {}
+                for line in head.decode("latin-1").split("\r\n")[1:]:
+                    if ":" in line:
+                        name, value = line.split(":", 1)
+                        headers[name.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                arrived = time.time()
+                with self.lock:
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                event = json.loads(body)
+                with self.lock:
+                    self.in_flight -= 1
+                    self.deliveries.append(
+                        {
+                            "at": arrived,
+                            "event_id": headers.get("webhook-id"),
+                            "type": event.get("type"),
+                            "callback": event.get("data", {}).get("callback", {}).get("id"),
+                        }
+                    )
+                answer = json.dumps({"session_id": "sess_reliability"}).encode()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+                    + str(len(answer)).encode()
+                    + b"\r\n\r\n"
+                    + answer
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
 
 
 def call(base, method, path, body=None):
@@ -147,7 +161,6 @@ def percentile(values, p):
 
 def due_burst(args):
     receiver = Receiver(delay=args.receiver_delay)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
     port = free_port()
     with open(".test-logs/due-burst-server.log", "w") as log:
         server, base = start_server(args.binary, port, {"FLOWLINE_STORE": "memory"}, log)
@@ -198,7 +211,6 @@ def crash(args):
     if "AWS_ENDPOINT_URL" not in os.environ:
         raise SystemExit("the crash run needs the emulator: use scripts/reliability crash")
     receiver = Receiver(delay=args.receiver_delay)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
     run = os.urandom(4).hex()
     env = {
         "FLOWLINE_STORE": "dynamodb",
