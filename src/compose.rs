@@ -15,6 +15,7 @@ use flowline_core::scheduler::in_process::InProcessScheduler;
 use flowline_core::store::Table;
 use flowline_core::store::memory::MemoryTable;
 use flowline_core::time::{Clock, SystemClock};
+use flowline_core::webhooks::relay;
 
 /// Which tables to use.
 pub enum Storage {
@@ -96,11 +97,13 @@ impl Scheduling {
     }
 }
 
-/// The local application, and the in-process timers it runs (its scheduler, or with
-/// EventBridge only its "dispatch now").
+/// The local application, the in-process timers it runs (its scheduler, or with EventBridge
+/// only its "now"), and the relay that hands out its outbox (what the cloud's `deliver`
+/// function does from the table's stream).
 pub struct Local {
     pub app: Arc<App>,
     pub timers: Arc<InProcessScheduler>,
+    pub relay: tokio::task::AbortHandle,
 }
 
 /// The local application. `create_resources` makes missing tables and the schedule group.
@@ -132,6 +135,9 @@ pub async fn build_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<Local, StartupError> {
     let (store, keys) = storage.open(create_resources).await?;
+    // Writes that queue outbox work wake the relay at once.
+    let store = Arc::new(relay::Signaling::new(store));
+    let signal = store.signal();
     let in_process = Arc::new(InProcessScheduler::new(clock.clone()));
     let sender = Arc::new(HttpSender::new(config.allow_private_targets));
     let builder = App::builder(store, keys, config)
@@ -157,15 +163,11 @@ pub async fn build_with_clock(
                 .in_process_invoker(in_process.clone())
         }
     };
+    let app = builder.build();
+    let relay = relay::spawn(Arc::downgrade(&app), signal).abort_handle();
     Ok(Local {
-        app: builder.build(),
+        app,
         timers: in_process,
+        relay,
     })
-}
-
-/// An application on fresh in-memory tables with the in-process scheduler and real webhook
-/// deliveries (what `cargo run` starts with `FLOWLINE_STORE=memory`).
-pub fn in_memory(signing_key: &[u8], config: Config) -> Arc<App> {
-    let sender = Arc::new(HttpSender::new(config.allow_private_targets));
-    App::embedded(signing_key, config, sender)
 }

@@ -31,6 +31,11 @@ pub async fn call(app: &App, function: &str, request: ApiRequest) -> ApiResult<A
         "webhook-get" => webhook_get::handle(app, request).await,
         "webhook-update" => webhook_update::handle(app, request).await,
         "webhook-delete" => webhook_delete::handle(app, request).await,
+        "webhook-rotate-secret" => webhook_rotate_secret::handle(app, request).await,
+        "webhook-deliveries-list" => webhook_deliveries_list::handle(app, request).await,
+        "webhook-delivery-get" => webhook_delivery_get::handle(app, request).await,
+        "webhook-delivery-redeliver" => webhook_delivery_redeliver::handle(app, request).await,
+        "webhook-recover" => webhook_recover::handle(app, request).await,
         other => {
             tracing::error!(
                 function = other,

@@ -118,7 +118,7 @@ async fn sweep_periodically(app: std::sync::Weak<App>) {
     loop {
         ticks.tick().await;
         let Some(app) = app.upgrade() else { return };
-        if let Err(err) = flowline_core::callbacks::dispatch::sweep(&app, SWEEP_INTERVAL).await {
+        if let Err(err) = flowline_core::sweeper::sweep(&app, SWEEP_INTERVAL).await {
             tracing::warn!(error = %err.message, "sweep failed");
         }
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::receiver::{Receiver, Reply};
 use common::{Answer, Backend, Org, TestServer};
+use flowline_core::jobs::JobDone;
 use flowline_core::scheduler::DispatchJob;
 use flowline_core::time::{Clock, format_timestamp};
 use jiff::{SignedDuration, Timestamp};
@@ -135,8 +136,9 @@ async fn scheduled_callback_is_delivered_on_time_signed_and_records_the_session(
         fire_time(&server, parse(&callback["scheduled_at"]))
     );
     if backend == Backend::DynamoDb {
-        assert_eq!(scheduled.job.callback_id, id);
-        assert_eq!(scheduled.job.organization_id, org.id);
+        let job = scheduled.job.as_dispatch().expect("a dispatch");
+        assert_eq!(job.callback_id, id);
+        assert_eq!(job.organization_id, org.id);
     }
     assert!(receiver.deliveries().is_empty(), "nothing before its time");
 
@@ -247,8 +249,16 @@ async fn cancelled_before_its_time_is_never_delivered(backend: Backend) {
     server
         .clock
         .advance_to(parse(&callback["scheduled_at"]) + SignedDuration::from_secs(1));
-    let outcome = dispatch::handle(&server.app, stale_job).await.unwrap();
-    assert_eq!(outcome.status, None);
+    let outcome = dispatch::handle(&server.app, stale_job.into())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        JobDone::Dispatch {
+            callback_id: id.to_owned(),
+            status: None
+        }
+    );
     assert!(receiver.of_type("callback.dispatch").is_empty());
     assert_eq!(
         org.get(&format!("/v1/callbacks/{id}")).await.expect(200)["status"],
@@ -458,13 +468,22 @@ async fn the_same_scheduler_input_twice_delivers_once(backend: Backend) {
     // Its time comes (on memory its own timer fires too: a third dispatcher in the race).
     server.clock.advance_to(parse(&callback["scheduled_at"]));
     let (first, second) = tokio::join!(
-        dispatch::handle(&server.app, job.clone()),
-        dispatch::handle(&server.app, job.clone())
+        dispatch::handle(&server.app, job.clone().into()),
+        dispatch::handle(&server.app, job.clone().into())
     );
     first.unwrap();
     second.unwrap();
-    let late = dispatch::handle(&server.app, job).await.unwrap();
-    assert_eq!(late.status, None, "a late delivery is a no-op");
+    let late = dispatch::handle(&server.app, job.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(
+        late,
+        JobDone::Dispatch {
+            callback_id: job.callback_id,
+            status: None
+        },
+        "a late delivery is a no-op"
+    );
     settled(&org, callback["id"].as_str().unwrap()).await;
     assert_eq!(receiver.of_type("callback.dispatch").len(), 1);
 }

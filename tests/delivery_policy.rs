@@ -163,6 +163,14 @@ impl Core {
     }
 }
 
+/// The last failure of a delivery that got no 2xx (`None`: it got one).
+fn refused(outcome: &Delivered) -> Option<String> {
+    outcome
+        .accepted
+        .is_none()
+        .then(|| outcome.last_failure.clone())
+}
+
 fn starts(attempts: &[(String, Duration, Duration)]) -> Vec<Duration> {
     attempts.iter().map(|(_, at, _)| *at).collect()
 }
@@ -175,7 +183,7 @@ async fn an_endpoint_is_tried_three_times_half_a_second_then_one_second_apart() 
         .default_reply(ENDPOINT_A, SenderReply::status(503));
     let deadline = core.sender.deadline_in(secs(25));
     let outcome = deliver(&core.app, &endpoint, &core.event(), deadline).await;
-    assert_eq!(outcome, Delivered::Refused("503".to_owned()));
+    assert_eq!(refused(&outcome), Some("503".to_owned()));
     let attempts = core.dispatch_attempts();
     assert_eq!(starts(&attempts), [ms(0), ms(500), ms(1500)]);
 }
@@ -187,7 +195,7 @@ async fn each_attempt_is_given_five_seconds_and_a_silent_one_ends_there() {
     core.sender.default_reply(ENDPOINT_A, SenderReply::Silence);
     let deadline = core.sender.deadline_in(secs(25));
     let outcome = deliver(&core.app, &endpoint, &core.event(), deadline).await;
-    assert_eq!(outcome, Delivered::Refused("timeout".to_owned()));
+    assert_eq!(refused(&outcome), Some("timeout".to_owned()));
     let attempts = core.dispatch_attempts();
     let timeouts: Vec<Duration> = attempts.iter().map(|(_, _, timeout)| *timeout).collect();
     assert_eq!(timeouts, [secs(5), secs(5), secs(5)]);
@@ -204,7 +212,7 @@ async fn request_timeout_too_many_requests_and_server_errors_are_retried() {
             .default_reply(ENDPOINT_A, SenderReply::status(status));
         let deadline = core.sender.deadline_in(secs(25));
         let outcome = deliver(&core.app, &endpoint, &core.event(), deadline).await;
-        assert_eq!(outcome, Delivered::Refused(status.to_string()));
+        assert_eq!(refused(&outcome), Some(status.to_string()));
         assert_eq!(core.dispatch_attempts().len(), 3, "{status} is retried");
     }
 }
@@ -218,7 +226,7 @@ async fn other_4xx_answers_are_not_retried() {
             .default_reply(ENDPOINT_A, SenderReply::status(status));
         let deadline = core.sender.deadline_in(secs(25));
         let outcome = deliver(&core.app, &endpoint, &core.event(), deadline).await;
-        assert_eq!(outcome, Delivered::Refused(status.to_string()));
+        assert_eq!(refused(&outcome), Some(status.to_string()));
         assert_eq!(core.dispatch_attempts().len(), 1, "{status} is final");
     }
 }
@@ -237,8 +245,8 @@ async fn a_2xx_answer_ends_the_tries() {
     let deadline = core.sender.deadline_in(secs(25));
     let outcome = deliver(&core.app, &endpoint, &core.event(), deadline).await;
     assert_eq!(
-        outcome,
-        Delivered::Accepted(r#"{"session_id": "sess_second_try"}"#.into())
+        outcome.accepted,
+        Some(r#"{"session_id": "sess_second_try"}"#.into())
     );
     assert_eq!(starts(&core.dispatch_attempts()), [ms(0), ms(500)]);
 }

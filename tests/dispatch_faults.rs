@@ -15,7 +15,7 @@ use flowline_adapters::webhook_http::HttpSender;
 use flowline_core::App;
 use flowline_core::callbacks::dispatch;
 use flowline_core::config::Config;
-use flowline_core::scheduler::{DispatchInvoker, DispatchJob, Scheduler, SchedulerError};
+use flowline_core::scheduler::{DispatchInvoker, DispatchJob, Job, Scheduler, SchedulerError};
 use flowline_core::store::{Item, Key, Query, StoreError, Table, Write};
 use flowline_core::time::{Clock, format_timestamp};
 use jiff::{SignedDuration, Timestamp};
@@ -82,19 +82,19 @@ struct FakeScheduler {
     scheduled: Mutex<Vec<String>>,
     /// Jobs handed off ("dispatch now", the sweeper), for the test to run as the dispatch
     /// function would.
-    invoked: Mutex<Vec<DispatchJob>>,
+    invoked: Mutex<Vec<Job>>,
 }
 
 #[async_trait]
 impl Scheduler for FakeScheduler {
-    async fn schedule(&self, job: &DispatchJob, _at: Timestamp) -> Result<(), SchedulerError> {
+    async fn schedule(&self, job: &Job, _at: Timestamp) -> Result<(), SchedulerError> {
         if *self.failing.lock().unwrap() {
             return Err(SchedulerError::Unavailable("injected fault".to_owned()));
         }
-        self.scheduled.lock().unwrap().push(job.callback_id.clone());
+        self.scheduled.lock().unwrap().push(job.name());
         Ok(())
     }
-    async fn reschedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+    async fn reschedule(&self, job: &Job, at: Timestamp) -> Result<(), SchedulerError> {
         self.schedule(job, at).await
     }
     async fn unschedule(&self, callback_id: &str) -> Result<(), SchedulerError> {
@@ -108,7 +108,7 @@ impl Scheduler for FakeScheduler {
 
 #[async_trait]
 impl DispatchInvoker for FakeScheduler {
-    async fn invoke(&self, job: &DispatchJob) -> Result<(), SchedulerError> {
+    async fn invoke(&self, job: &Job) -> Result<(), SchedulerError> {
         if *self.failing.lock().unwrap() {
             return Err(SchedulerError::Unavailable("injected fault".to_owned()));
         }
@@ -158,7 +158,7 @@ impl Rig {
     /// A sweep, then what it handed off run as the dispatch function runs it: the due entries
     /// read, and the dispatches that ran.
     async fn sweep(&self) -> (usize, usize) {
-        let report = dispatch::sweep(&self.server.app, Duration::from_secs(30))
+        let report = flowline_core::sweeper::sweep(&self.server.app, Duration::from_secs(30))
             .await
             .unwrap();
         assert_eq!(
@@ -168,6 +168,7 @@ impl Rig {
         let jobs = std::mem::take(&mut *self.scheduler.invoked.lock().unwrap());
         let mut dispatched = 0;
         for job in jobs {
+            let job = job.as_dispatch().expect("only callbacks are due").clone();
             if dispatch::run_job(&self.server.app, &job)
                 .await
                 .unwrap()

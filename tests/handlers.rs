@@ -17,8 +17,9 @@ use flowline_adapters::webhook_http::HttpSender;
 use flowline_core::auth::{KeyKind, KeyStore};
 use flowline_core::config::Config;
 use flowline_core::http::{StatusCode, render};
+use flowline_core::jobs::JobDone;
 use flowline_core::routes::{Access, EVENT_FUNCTIONS, ROUTES, Route, RouteMatch, match_route};
-use flowline_core::scheduler::DispatchJob;
+use flowline_core::scheduler::{DispatchJob, Job};
 
 use flowline_core::store::memory::MemoryTable;
 use flowline_core::store::{Item, Key, Query, StoreError, Table, Write};
@@ -1046,10 +1047,23 @@ async fn webhook_delete_deletes_the_endpoint() {
 // --- the scheduler's target and the sweeper ----------------------------------------------------
 
 /// The `dispatch` fixture (EventBridge Scheduler's input) for the callback `id`.
-fn dispatch_job(id: &str) -> DispatchJob {
+fn dispatch_job(id: &str) -> Job {
     let text = fixture_text("dispatch");
     assert!(text.contains(FIXTURE_CALLBACK));
-    serde_json::from_str(&text.replace(FIXTURE_CALLBACK, id)).expect("a DispatchJob")
+    let job: Job = serde_json::from_str(&text.replace(FIXTURE_CALLBACK, id)).expect("a job");
+    assert!(
+        job.as_dispatch().is_some(),
+        "the fixture is a callback's dispatch"
+    );
+    job
+}
+
+/// The status a dispatch run answered (`None`: nothing to do).
+fn dispatched_status(done: JobDone) -> Option<String> {
+    match done {
+        JobDone::Dispatch { status, .. } => status,
+        other => panic!("not a dispatch: {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -1066,7 +1080,7 @@ async fn dispatch_delivers_the_due_callback_once_and_a_repeat_is_a_no_op() {
         .expect("dispatch succeeds");
     assert_eq!(
         done,
-        dispatch::DispatchResult {
+        JobDone::Dispatch {
             callback_id: id.clone(),
             status: Some("dispatched".to_owned()),
         }
@@ -1082,7 +1096,7 @@ async fn dispatch_delivers_the_due_callback_once_and_a_repeat_is_a_no_op() {
     let again = dispatch::handle(&world.app.wired("dispatch"), dispatch_job(&id))
         .await
         .expect("a repeat succeeds");
-    assert_eq!(again.status, None);
+    assert_eq!(dispatched_status(again), None);
     assert_eq!(world.receiver.of_type("callback.dispatch").len(), 1);
     assert_eq!(world.callback(&id).await, callback);
 }
@@ -1099,7 +1113,7 @@ async fn dispatch_of_a_cancelled_callback_is_a_no_op() {
     let done = dispatch::handle(&world.app.wired("dispatch"), dispatch_job(&id))
         .await
         .unwrap();
-    assert_eq!(done.status, None);
+    assert_eq!(dispatched_status(done), None);
     assert!(world.receiver.deliveries().is_empty());
 }
 

@@ -12,7 +12,7 @@ use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
 use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode, ScheduleState};
 use flowline_adapters::eventbridge::{EventBridgeScheduler, EventBridgeSettings};
 use flowline_core::ids;
-use flowline_core::scheduler::{DispatchJob, Scheduler};
+use flowline_core::scheduler::{DispatchJob, Job, Scheduler};
 use flowline_core::time::{ManualClock, parse_timestamp};
 use serde_json::{Value, json};
 
@@ -48,6 +48,11 @@ fn job() -> DispatchJob {
         callback_id: ids::new_id("cb_", 1_800_000_000_000),
         organization_id: ids::new_id("org_", 0),
     }
+}
+
+/// What the scheduler is handed for a callback's dispatch.
+fn dispatch(job: &DispatchJob) -> Job {
+    Job::Dispatch(job.clone())
 }
 
 fn at(text: &str) -> jiff::Timestamp {
@@ -99,13 +104,13 @@ async fn a_schedule_for_now_fires_five_seconds_later_rounded_up_to_the_second() 
     let (now, earlier) = (job(), job());
     fixture
         .scheduler
-        .schedule(&now, at(NOW))
+        .schedule(&dispatch(&now), at(NOW))
         .await
         .expect("scheduled");
     // A time already past is treated the same: a schedule cannot be in the past.
     fixture
         .scheduler
-        .schedule(&earlier, at("2030-05-31T23:00:00Z"))
+        .schedule(&dispatch(&earlier), at("2030-05-31T23:00:00Z"))
         .await
         .expect("scheduled");
     // 00:00:00.250 + 5 s = 00:00:05.250, rounded up: the item is written after the schedule,
@@ -121,7 +126,7 @@ async fn a_schedule_for_now_fires_five_seconds_later_rounded_up_to_the_second() 
     let later = job();
     fixture
         .scheduler
-        .schedule(&later, at("2030-06-01T00:00:05.251Z"))
+        .schedule(&dispatch(&later), at("2030-06-01T00:00:05.251Z"))
         .await
         .expect("scheduled");
     assert_eq!(
@@ -131,7 +136,7 @@ async fn a_schedule_for_now_fires_five_seconds_later_rounded_up_to_the_second() 
     let much_later = job();
     fixture
         .scheduler
-        .schedule(&much_later, at("2031-05-06T07:08:15.001Z"))
+        .schedule(&dispatch(&much_later), at("2031-05-06T07:08:15.001Z"))
         .await
         .expect("scheduled");
     assert_eq!(
@@ -149,7 +154,7 @@ async fn schedule_makes_the_one_time_schedule_of_the_spec() {
     let job = job();
     fixture
         .scheduler
-        .schedule(&job, at("2031-05-06T07:08:09.500Z"))
+        .schedule(&dispatch(&job), at("2031-05-06T07:08:09.500Z"))
         .await
         .expect("scheduled");
 
@@ -196,7 +201,7 @@ async fn the_expression_is_in_utc_whatever_the_offset_given() {
     // 23:30 in New York on 31 December is 04:30 UTC on 1 January.
     fixture
         .scheduler
-        .schedule(&job, at("2030-12-31T23:30:00-05:00"))
+        .schedule(&dispatch(&job), at("2030-12-31T23:30:00-05:00"))
         .await
         .expect("scheduled");
     let schedule = fixture.get(&job.callback_id).await;
@@ -213,12 +218,12 @@ async fn reschedule_moves_the_expression() {
     let job = job();
     fixture
         .scheduler
-        .schedule(&job, at("2031-05-06T07:08:09Z"))
+        .schedule(&dispatch(&job), at("2031-05-06T07:08:09Z"))
         .await
         .expect("scheduled");
     fixture
         .scheduler
-        .reschedule(&job, at("2031-05-07T10:00:00Z"))
+        .reschedule(&dispatch(&job), at("2031-05-07T10:00:00Z"))
         .await
         .expect("rescheduled");
 
@@ -257,7 +262,7 @@ async fn reschedule_of_a_missing_schedule_creates_it() {
     let job = job();
     fixture
         .scheduler
-        .reschedule(&job, at("2031-05-07T10:00:00Z"))
+        .reschedule(&dispatch(&job), at("2031-05-07T10:00:00Z"))
         .await
         .expect("rescheduled");
 
@@ -283,13 +288,13 @@ async fn schedule_twice_leaves_one_schedule_at_the_second_time() {
     let job = job();
     fixture
         .scheduler
-        .schedule(&job, at("2031-05-06T07:08:09Z"))
+        .schedule(&dispatch(&job), at("2031-05-06T07:08:09Z"))
         .await
         .expect("scheduled");
     // A retried create for the same callback meets a conflict, and makes the schedule say the same.
     fixture
         .scheduler
-        .schedule(&job, at("2031-05-06T08:00:00Z"))
+        .schedule(&dispatch(&job), at("2031-05-06T08:00:00Z"))
         .await
         .expect("scheduled again");
 
@@ -312,7 +317,7 @@ async fn unschedule_deletes_the_schedule() {
     for job in [&job, &other] {
         fixture
             .scheduler
-            .schedule(job, at("2031-05-06T07:08:09Z"))
+            .schedule(&dispatch(job), at("2031-05-06T07:08:09Z"))
             .await
             .expect("scheduled");
     }
@@ -350,7 +355,7 @@ async fn unschedule_of_a_missing_schedule_is_ok() {
     // Twice, after a real one, too.
     fixture
         .scheduler
-        .schedule(&job, at("2031-05-06T07:08:09Z"))
+        .schedule(&dispatch(&job), at("2031-05-06T07:08:09Z"))
         .await
         .expect("scheduled");
     fixture
@@ -371,7 +376,7 @@ async fn ensure_group_keeps_an_existing_group_and_its_schedules() {
     let job = job();
     fixture
         .scheduler
-        .schedule(&job, at("2031-05-06T07:08:09Z"))
+        .schedule(&dispatch(&job), at("2031-05-06T07:08:09Z"))
         .await
         .expect("scheduled");
     // What a second local server on the same emulator (or a restart) does at start-up.

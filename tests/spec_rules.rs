@@ -166,11 +166,12 @@ impl FaultRig {
 
     /// A sweep, then what it handed off run as the dispatch function runs it.
     async fn sweep(&self) -> Swept {
-        let report = dispatch::sweep(&self.server.app, Duration::from_secs(60))
+        let report = flowline_core::sweeper::sweep(&self.server.app, Duration::from_secs(60))
             .await
             .expect("the sweep runs");
         let mut dispatched = 0;
         for job in self.scheduler.take_invoked() {
+            let job = job.as_dispatch().expect("only dispatches are due").clone();
             let done = dispatch::run_job(&self.server.app, &job)
                 .await
                 .expect("the dispatch runs");
@@ -681,7 +682,7 @@ async fn a_reschedule_the_scheduler_fails_is_kept_and_the_sweeper_dispatches_it_
     // The stale schedule fires at the old time: the callback is not due, nothing happens.
     rig.clock().freeze_at(old_time);
     assert!(
-        dispatch::run_job(&rig.server.app, &job)
+        dispatch::run_job(&rig.server.app, job.as_dispatch().expect("a dispatch"))
             .await
             .unwrap()
             .is_none()
@@ -729,7 +730,7 @@ async fn a_cancel_whose_schedule_cannot_be_deleted_is_kept_and_the_schedule_does
 
     rig.clock().freeze_at(due);
     assert!(
-        dispatch::run_job(&rig.server.app, &job)
+        dispatch::run_job(&rig.server.app, job.as_dispatch().expect("a dispatch"))
             .await
             .unwrap()
             .is_none()

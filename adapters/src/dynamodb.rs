@@ -406,7 +406,8 @@ impl Condition {
     }
 }
 
-fn read_item(mut attributes: HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
+/// An item from its DynamoDB attributes (what a read answers, or a stream record's image).
+pub fn read_item(mut attributes: HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
     let text = |attributes: &mut HashMap<String, AttributeValue>, name: &str| match attributes
         .remove(name)
     {

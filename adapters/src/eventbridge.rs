@@ -1,7 +1,8 @@
-//! EventBridge Scheduler: one one-time schedule per callback, named after it, in the schedule
-//! group (default `flowline-callbacks`): `at(…)` in UTC, no flexible window, deleted after it
-//! runs, targeting the dispatch function with the callback's [`DispatchJob`] as input, with a
-//! retry policy and a dead-letter queue. ("Now" is not a schedule: see `lambda_invoke`.)
+//! EventBridge Scheduler: one one-time schedule per [`Job`] — per callback, named after it, and
+//! per try of a webhook delivery — in the schedule group (default `flowline-callbacks`):
+//! `at(…)` in UTC, no flexible window, deleted after it runs, targeting the dispatch function
+//! with the job as input, with a retry policy and a dead-letter queue. ("Now" is not a
+//! schedule: see `lambda_invoke`.)
 
 use async_trait::async_trait;
 use aws_sdk_scheduler::error::{ProvideErrorMetadata, SdkError};
@@ -11,7 +12,7 @@ use aws_sdk_scheduler::types::{
 };
 use std::sync::Arc;
 
-use flowline_core::scheduler::{DispatchJob, Scheduler, SchedulerError};
+use flowline_core::scheduler::{Job, Scheduler, SchedulerError};
 use flowline_core::time::Clock;
 use jiff::Timestamp;
 
@@ -107,7 +108,7 @@ impl EventBridgeScheduler {
         }
     }
 
-    fn target(&self, job: &DispatchJob) -> Result<Target, SchedulerError> {
+    fn target(&self, job: &Job) -> Result<Target, SchedulerError> {
         let input =
             serde_json::to_string(job).map_err(|err| SchedulerError::Refused(err.to_string()))?;
         let retry = RetryPolicy::builder()
@@ -134,20 +135,17 @@ impl EventBridgeScheduler {
             .map_err(|err| SchedulerError::Refused(err.to_string()))
     }
 
-    async fn create(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+    async fn create(&self, job: &Job, at: Timestamp) -> Result<(), SchedulerError> {
         self.client
             .create_schedule()
-            .name(&job.callback_id)
+            .name(job.name())
             .group_name(&self.settings.group)
             .schedule_expression(at_expression(at))
             .schedule_expression_timezone("UTC")
             .flexible_time_window(Self::window()?)
             .action_after_completion(ActionAfterCompletion::Delete)
             .state(ScheduleState::Enabled)
-            .description(format!(
-                "Flowline callback {} of {}",
-                job.callback_id, job.organization_id
-            ))
+            .description(description(job))
             .target(self.target(job)?)
             .send()
             .await
@@ -155,25 +153,35 @@ impl EventBridgeScheduler {
             .map_err(classify)
     }
 
-    async fn update(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+    async fn update(&self, job: &Job, at: Timestamp) -> Result<(), SchedulerError> {
         self.client
             .update_schedule()
-            .name(&job.callback_id)
+            .name(job.name())
             .group_name(&self.settings.group)
             .schedule_expression(at_expression(at))
             .schedule_expression_timezone("UTC")
             .flexible_time_window(Self::window()?)
             .action_after_completion(ActionAfterCompletion::Delete)
             .state(ScheduleState::Enabled)
-            .description(format!(
-                "Flowline callback {} of {}",
-                job.callback_id, job.organization_id
-            ))
+            .description(description(job))
             .target(self.target(job)?)
             .send()
             .await
             .map(drop)
             .map_err(classify)
+    }
+}
+
+fn description(job: &Job) -> String {
+    match job {
+        Job::Dispatch(job) => format!(
+            "Flowline callback {} of {}",
+            job.callback_id, job.organization_id
+        ),
+        Job::Retry(job) => format!(
+            "Flowline delivery {} of {}, try {}",
+            job.delivery_id, job.organization_id, job.attempt
+        ),
     }
 }
 
@@ -196,7 +204,7 @@ pub fn fire_time(at: Timestamp, now: Timestamp) -> Timestamp {
 
 #[async_trait]
 impl Scheduler for EventBridgeScheduler {
-    async fn schedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+    async fn schedule(&self, job: &Job, at: Timestamp) -> Result<(), SchedulerError> {
         let at = fire_time(at, self.clock.now());
         match self.create(job, at).await {
             // A retried create (same callback id): make the existing schedule say the same.
@@ -205,7 +213,7 @@ impl Scheduler for EventBridgeScheduler {
         }
     }
 
-    async fn reschedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+    async fn reschedule(&self, job: &Job, at: Timestamp) -> Result<(), SchedulerError> {
         let at = fire_time(at, self.clock.now());
         match self.update(job, at).await {
             Err(err) if is_code(&err, "ResourceNotFoundException") => self.create(job, at).await,
@@ -213,11 +221,11 @@ impl Scheduler for EventBridgeScheduler {
         }
     }
 
-    async fn unschedule(&self, callback_id: &str) -> Result<(), SchedulerError> {
+    async fn unschedule(&self, name: &str) -> Result<(), SchedulerError> {
         match self
             .client
             .delete_schedule()
-            .name(callback_id)
+            .name(name)
             .group_name(&self.settings.group)
             .send()
             .await

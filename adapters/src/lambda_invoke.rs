@@ -1,11 +1,11 @@
-//! "Dispatch now" in the cloud: an asynchronous (`Event`) invocation of the dispatch function
-//! with the callback's [`DispatchJob`], since a schedule cannot be in the past. Lambda queues
+//! "Now" in the cloud: an asynchronous (`Event`) invocation of the dispatch function with a
+//! [`Job`] (a callback's dispatch, a delivery's try), since a schedule cannot be in the past. Lambda queues
 //! the event and retries a failed run; the sweeper covers an invocation that is lost anyway.
 
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use flowline_core::scheduler::{DispatchInvoker, DispatchJob, SchedulerError};
+use flowline_core::scheduler::{DispatchInvoker, Job, SchedulerError};
 
 pub struct LambdaInvoker {
     client: aws_sdk_lambda::Client,
@@ -23,7 +23,7 @@ impl LambdaInvoker {
 
 #[async_trait]
 impl DispatchInvoker for LambdaInvoker {
-    async fn invoke(&self, job: &DispatchJob) -> Result<(), SchedulerError> {
+    async fn invoke(&self, job: &Job) -> Result<(), SchedulerError> {
         let payload =
             serde_json::to_vec(job).map_err(|err| SchedulerError::Refused(err.to_string()))?;
         self.client

@@ -14,6 +14,7 @@ pub mod authorizer;
 pub mod cloud;
 pub mod http;
 pub mod logging;
+pub mod stream;
 
 pub use cloud::Cloud;
 pub use http::{api_request, lambda_response, run_event, run_http};

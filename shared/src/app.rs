@@ -16,7 +16,6 @@ use crate::ratelimit::RateLimiter;
 use crate::scheduler::in_process::InProcessScheduler;
 use crate::scheduler::{DispatchInvoker, JobRunner, Scheduler, Unwired};
 use crate::store::Table;
-use crate::store::memory::MemoryTable;
 use crate::time::{Clock, SystemClock};
 use crate::webhooks::gate::EndpointGate;
 use crate::webhooks::sender::{self, WebhookSender};
@@ -53,26 +52,6 @@ impl App {
             in_process: None,
             limiter: None,
         }
-    }
-
-    /// The embedded application: fresh in-memory tables, the in-process scheduler, the system
-    /// clock, and `sender` for deliveries.
-    pub fn embedded(
-        signing_key: &[u8],
-        config: Config,
-        sender: Arc<dyn WebhookSender>,
-    ) -> Arc<Self> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        Self::builder(
-            Arc::new(MemoryTable::new()),
-            Arc::new(MemoryTable::new()),
-            config,
-        )
-        .clock(clock.clone())
-        .in_process(Arc::new(InProcessScheduler::new(clock)))
-        .sender(sender)
-        .signing_key(signing_key)
-        .build()
     }
 
     /// The page tokens of list routes (keyed by the signing key).

@@ -155,6 +155,33 @@ impl FieldReader {
         }
     }
 
+    /// An RFC 3339 timestamp (kept to the millisecond).
+    pub fn timestamp(&mut self, name: &str) -> Field<jiff::Timestamp> {
+        self.read(name, |value| {
+            value
+                .as_str()
+                .and_then(crate::time::parse_timestamp)
+                .ok_or_else(|| "must be an RFC 3339 timestamp like 2026-11-21T14:15:22Z".to_owned())
+        })
+    }
+
+    /// A timestamp that must be present and non-null.
+    pub fn required_timestamp(&mut self, name: &str) -> Option<jiff::Timestamp> {
+        match self.timestamp(name) {
+            Field::Set(at) => Some(at),
+            Field::Null => {
+                self.problem(name, "must not be null");
+                None
+            }
+            Field::Absent => {
+                if !self.has_problem(name) {
+                    self.problem(name, "is required");
+                }
+                None
+            }
+        }
+    }
+
     pub fn boolean(&mut self, name: &str) -> Field<bool> {
         self.read(name, |value| {
             value

@@ -19,6 +19,32 @@ fn random_base62(len: usize) -> String {
 
 /// `prefix` + 9 time digits + 14 random digits (23 base62 characters), sortable by creation.
 pub fn new_id(prefix: &str, now_ms: i64) -> String {
+    format!(
+        "{}{}",
+        time_part(prefix, now_ms),
+        random_base62(RANDOM_DIGITS)
+    )
+}
+
+/// Like [`new_id`], but the last 14 digits come from `seed`: the same seed and time make the
+/// same id (a delivery of one event to one endpoint is made once, however often it is asked).
+pub fn derived_id(prefix: &str, now_ms: i64, seed: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(seed.as_bytes());
+    let mut rest = u128::from_be_bytes(digest[..16].try_into().expect("16 bytes"));
+    let derived: String = (0..RANDOM_DIGITS)
+        .map(|_| {
+            let digit = BASE62[(rest % 62) as usize] as char;
+            rest /= 62;
+            digit
+        })
+        .collect();
+    format!("{}{derived}", time_part(prefix, now_ms))
+}
+
+/// The first characters of every id with `prefix` made at `now_ms`: ids made in a time range
+/// lie between the prefixes of its ends.
+pub fn time_part(prefix: &str, now_ms: i64) -> String {
     let mut time = [b'0'; TIME_DIGITS];
     let mut rest = now_ms.max(0) as u64;
     for slot in time.iter_mut().rev() {
@@ -26,7 +52,7 @@ pub fn new_id(prefix: &str, now_ms: i64) -> String {
         rest /= 62;
     }
     let time = std::str::from_utf8(&time).expect("base62 is ASCII");
-    format!("{prefix}{time}{}", random_base62(RANDOM_DIGITS))
+    format!("{prefix}{time}")
 }
 
 /// A flow's stable slug: `flow_` + 12 base62 characters.

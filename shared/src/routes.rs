@@ -97,10 +97,32 @@ pub const ROUTES: &[Route] = &[
     route(Method::GET, "/v1/webhooks/{id}", "webhook-get"),
     route(Method::PUT, "/v1/webhooks/{id}", "webhook-update"),
     route(Method::DELETE, "/v1/webhooks/{id}", "webhook-delete"),
+    route(
+        Method::POST,
+        "/v1/webhooks/{id}/rotate-secret",
+        "webhook-rotate-secret",
+    ),
+    route(
+        Method::GET,
+        "/v1/webhooks/{id}/deliveries",
+        "webhook-deliveries-list",
+    ),
+    route(
+        Method::GET,
+        "/v1/webhooks/{id}/deliveries/{delivery}",
+        "webhook-delivery-get",
+    ),
+    route(
+        Method::POST,
+        "/v1/webhooks/{id}/deliveries/{delivery}/redeliver",
+        "webhook-delivery-redeliver",
+    ),
+    route(Method::POST, "/v1/webhooks/{id}/recover", "webhook-recover"),
 ];
 
-/// Functions that no HTTP route invokes: the authorizer, the scheduler's target and the sweeper.
-pub const EVENT_FUNCTIONS: &[&str] = &["authorizer", "dispatch", "sweeper"];
+/// Functions that no HTTP route invokes: the authorizer, the scheduler's target (every
+/// scheduled job), the outbox's reader on the table's stream, and the sweeper.
+pub const EVENT_FUNCTIONS: &[&str] = &["authorizer", "dispatch", "deliver", "sweeper"];
 
 #[derive(Debug)]
 pub enum RouteMatch {

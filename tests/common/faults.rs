@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use flowline_core::scheduler::{DispatchInvoker, DispatchJob, Scheduler, SchedulerError};
+use flowline_core::scheduler::{DispatchInvoker, Job, Scheduler, SchedulerError};
 use flowline_core::store::{Item, Key, Query, StoreError, Table, Write};
 use jiff::Timestamp;
 
@@ -87,14 +87,14 @@ pub enum SchedulerCall {
     Invoke,
 }
 
-/// Schedules kept by callback id, never fired; failures on cue.
+/// Schedules kept by name (a callback's id), never fired; failures on cue.
 #[derive(Default)]
 pub struct FaultyScheduler {
-    schedules: Mutex<HashMap<String, (DispatchJob, Timestamp)>>,
+    schedules: Mutex<HashMap<String, (Job, Timestamp)>>,
     failing: Mutex<HashSet<SchedulerCall>>,
     /// Jobs handed off ("dispatch now", the sweeper), for the test to run as the dispatch
     /// function would.
-    invoked: Mutex<Vec<DispatchJob>>,
+    invoked: Mutex<Vec<Job>>,
 }
 
 impl FaultyScheduler {
@@ -104,13 +104,13 @@ impl FaultyScheduler {
     }
 
     /// The jobs handed off since the last call.
-    pub fn take_invoked(&self) -> Vec<DispatchJob> {
+    pub fn take_invoked(&self) -> Vec<Job> {
         std::mem::take(&mut *self.invoked.lock().unwrap())
     }
 
-    /// The schedule held for `callback_id`: its job and time.
-    pub fn schedule_of(&self, callback_id: &str) -> Option<(DispatchJob, Timestamp)> {
-        self.schedules.lock().unwrap().get(callback_id).cloned()
+    /// The schedule named `name` (a callback's id): its job and time.
+    pub fn schedule_of(&self, name: &str) -> Option<(Job, Timestamp)> {
+        self.schedules.lock().unwrap().get(name).cloned()
     }
 
     fn check(&self, call: SchedulerCall) -> Result<(), SchedulerError> {
@@ -123,34 +123,34 @@ impl FaultyScheduler {
 
 #[async_trait]
 impl Scheduler for FaultyScheduler {
-    async fn schedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+    async fn schedule(&self, job: &Job, at: Timestamp) -> Result<(), SchedulerError> {
         self.check(SchedulerCall::Schedule)?;
         self.schedules
             .lock()
             .unwrap()
-            .insert(job.callback_id.clone(), (job.clone(), at));
+            .insert(job.name(), (job.clone(), at));
         Ok(())
     }
 
-    async fn reschedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+    async fn reschedule(&self, job: &Job, at: Timestamp) -> Result<(), SchedulerError> {
         self.check(SchedulerCall::Reschedule)?;
         self.schedules
             .lock()
             .unwrap()
-            .insert(job.callback_id.clone(), (job.clone(), at));
+            .insert(job.name(), (job.clone(), at));
         Ok(())
     }
 
-    async fn unschedule(&self, callback_id: &str) -> Result<(), SchedulerError> {
+    async fn unschedule(&self, name: &str) -> Result<(), SchedulerError> {
         self.check(SchedulerCall::Unschedule)?;
-        self.schedules.lock().unwrap().remove(callback_id);
+        self.schedules.lock().unwrap().remove(name);
         Ok(())
     }
 }
 
 #[async_trait]
 impl DispatchInvoker for FaultyScheduler {
-    async fn invoke(&self, job: &DispatchJob) -> Result<(), SchedulerError> {
+    async fn invoke(&self, job: &Job) -> Result<(), SchedulerError> {
         self.check(SchedulerCall::Invoke)?;
         self.invoked.lock().unwrap().push(job.clone());
         Ok(())

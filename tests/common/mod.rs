@@ -17,8 +17,8 @@ use flowline_core::auth::KeyKind;
 use flowline_core::config::Config;
 use flowline_core::ids;
 use flowline_core::ratelimit::{Limit, Limits};
-use flowline_core::scheduler::DispatchJob;
 use flowline_core::scheduler::in_process::InProcessScheduler;
+use flowline_core::scheduler::{DispatchJob, Job};
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -307,13 +307,16 @@ pub struct TestServer {
     pub clock: Arc<TestClock>,
     /// The in-process timers (the scheduler on memory; "dispatch now" on both).
     pub timers: Arc<InProcessScheduler>,
+    /// The relay that hands out the outbox (abort it to leave events in the outbox, as a
+    /// crash between commit and delivery would).
+    pub relay: tokio::task::AbortHandle,
 }
 
 /// A callback's schedule as the scheduler holds it: when it fires and what it hands dispatch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduledJob {
     pub at: Timestamp,
-    pub job: DispatchJob,
+    pub job: Job,
 }
 
 impl TestServer {
@@ -422,6 +425,7 @@ impl TestServer {
             backend,
             clock,
             timers: local.timers,
+            relay: local.relay,
         }
     }
 
@@ -440,6 +444,12 @@ impl TestServer {
                 .await
                 .expect("server runs");
         });
+        // Its table does not signal: the relay finds the outbox's work by looking each second.
+        let relay = flowline_core::webhooks::relay::spawn(
+            Arc::downgrade(&app),
+            Arc::new(tokio::sync::Notify::new()),
+        )
+        .abort_handle();
         Self {
             base,
             app,
@@ -447,6 +457,7 @@ impl TestServer {
             backend,
             clock,
             timers,
+            relay,
         }
     }
 
@@ -458,10 +469,10 @@ impl TestServer {
             Backend::Memory => self.timers.armed_at(callback_id).map(|at| ScheduledJob {
                 at,
                 // The timer runs the callback's own job; only its time is observable.
-                job: DispatchJob {
+                job: Job::Dispatch(DispatchJob {
                     callback_id: callback_id.to_owned(),
                     organization_id: String::new(),
-                },
+                }),
             }),
             Backend::DynamoDb => {
                 let schedule = read_schedule(callback_id).await?;

@@ -1,24 +1,13 @@
-//! The `dispatch` function: EventBridge Scheduler invokes it at a callback's `scheduled_at` with
-//! `{"callback_id", "organization_id"}` (and it is invoked asynchronously for "dispatch now").
-//! Late or repeated invocations are no-ops; an error (the store unreachable) fails the
-//! invocation so the scheduler retries it.
+//! The `dispatch` function: the scheduler's target. EventBridge Scheduler invokes it with a
+//! job — a callback's dispatch at its `scheduled_at` (`{"callback_id", "organization_id"}`),
+//! or a webhook delivery's next try (`{"organization_id", "delivery_id", "attempt"}`) — and it
+//! is invoked asynchronously for "now". Late or repeated invocations are no-ops; an error (the
+//! store unreachable) fails the invocation so the scheduler retries it.
 
-use flowline_core::callbacks::dispatch;
-use flowline_core::scheduler::DispatchJob;
+use flowline_core::jobs::{self, JobDone};
+use flowline_core::scheduler::Job;
 use flowline_core::{ApiResult, App};
-use serde::Serialize;
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct DispatchResult {
-    pub callback_id: String,
-    /// The status the callback ended in, or `null` when there was nothing to do.
-    pub status: Option<String>,
-}
-
-pub async fn handle(app: &App, job: DispatchJob) -> ApiResult<DispatchResult> {
-    let done = dispatch::run_job(app, &job).await?;
-    Ok(DispatchResult {
-        callback_id: job.callback_id,
-        status: done.map(|callback| callback.status.as_str().to_owned()),
-    })
+pub async fn handle(app: &App, job: Job) -> ApiResult<JobDone> {
+    jobs::run(app, &job).await
 }

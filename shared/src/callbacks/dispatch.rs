@@ -1,6 +1,7 @@
 //! Dispatch (SPEC §4): move a due callback `scheduled → dispatching` with one conditional write
 //! (so of concurrent dispatchers exactly one wins), deliver `callback.dispatch` to the
-//! organization's endpoints, record `dispatched` or `failed`, then emit the lifecycle event.
+//! organization's endpoints, record `dispatched` or `failed` with its lifecycle event in the
+//! same transaction (the outbox sends it later), and log the deliveries made.
 //! The scheduler's invocations, the sweeper and `POST …/dispatch` all come through here.
 
 use jiff::{SignedDuration, Timestamp};
@@ -8,7 +9,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::model::{Callback, CallbackStatus, StoredCallback};
-use super::service::{event_data, load};
+use super::service::load;
 use super::store;
 use crate::app::App;
 use crate::auth::Caller;
@@ -17,12 +18,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::flows::model::FlowView;
 use crate::flows::store as store_flows;
 use crate::ids;
-use crate::scheduler::{DispatchJob, JobRunner};
+use crate::scheduler::DispatchJob;
 use crate::store::Loaded;
-use crate::webhooks::delivery::{
-    DISPATCH_DEADLINE, Delivered, Event, LIFECYCLE_DEADLINE, deliver, emit_until,
-};
-use crate::webhooks::{EventType, subscribers};
+use crate::webhooks::delivery::{DISPATCH_DEADLINE, Delivered, Event, deliver};
+use crate::webhooks::{EventType, subscribers, worker};
 
 /// How long a dispatcher owns a `dispatching` callback: longer than a whole dispatch (25 s) with
 /// a wide margin, short enough that a crashed dispatcher's callback is retried soon.
@@ -32,9 +31,6 @@ pub const LEASE: SignedDuration = SignedDuration::from_mins(5);
 const EARLY_TOLERANCE: SignedDuration = SignedDuration::from_secs(30);
 /// Characters (not bytes) of a receiver's `session_id` Flowline keeps (SPEC §4).
 const MAX_SESSION_ID: usize = 255;
-/// Delivery (25 s) plus recording and the lifecycle event: `POST …/dispatch` answers within
-/// API Gateway's 29 s.
-const WHOLE_DISPATCH: std::time::Duration = std::time::Duration::from_secs(27);
 
 pub const FLOW_INACTIVE: &str = "FLOW_INACTIVE";
 pub const EXPIRED: &str = "EXPIRED";
@@ -56,7 +52,8 @@ async fn take(
     if !keep_event_id || after.dispatch_event_id.is_none() {
         after.dispatch_event_id = Some(ids::new_id("evt_", now.as_millisecond()));
     }
-    let rev = store::save(app.store.as_ref(), Some(before), &after).await?;
+    let rev = store::save(app.store.as_ref(), Some(before), &after, &[]).await?;
+    after.unannounced = false;
     Ok(Loaded { value: after, rev })
 }
 
@@ -124,7 +121,24 @@ enum Outcome {
     Failed(String),
 }
 
-async fn deliver_dispatch(app: &App, stored: &StoredCallback) -> ApiResult<Outcome> {
+/// The tries of one endpoint in a dispatch, for the delivery log.
+struct Tries {
+    endpoint: crate::webhooks::Endpoint,
+    attempts: Vec<crate::webhooks::delivery::AttemptRecord>,
+}
+
+/// A dispatch's deliveries: the event sent and each endpoint's tries.
+#[derive(Default)]
+struct Sent {
+    event: Option<Event>,
+    tries: Vec<Tries>,
+}
+
+async fn deliver_dispatch(
+    app: &App,
+    stored: &StoredCallback,
+    sent: &mut Sent,
+) -> ApiResult<Outcome> {
     let callback = &stored.callback;
     let organization_id = &callback.organization_id;
     let table = app.store.as_ref();
@@ -174,13 +188,23 @@ async fn deliver_dispatch(app: &App, stored: &StoredCallback) -> ApiResult<Outco
     );
     let deadline = delivery_deadline();
     let mut failure = String::new();
+    sent.event = Some(event.clone());
     for endpoint in &endpoints {
         // Out of time: the cause names the last failure actually seen.
         if Instant::now() >= deadline && !failure.is_empty() {
             break;
         }
-        match deliver(app, endpoint, &event, deadline).await {
-            Delivered::Accepted(body) => {
+        let Delivered {
+            accepted,
+            last_failure,
+            attempts,
+        } = deliver(app, endpoint, &event, deadline).await;
+        sent.tries.push(Tries {
+            endpoint: endpoint.clone(),
+            attempts,
+        });
+        match accepted {
+            Some(body) => {
                 let session_id = serde_json::from_slice::<serde_json::Value>(&body)
                     .ok()
                     .and_then(|answer| answer.get("session_id")?.as_str().map(str::to_owned))
@@ -188,9 +212,7 @@ async fn deliver_dispatch(app: &App, stored: &StoredCallback) -> ApiResult<Outco
                     .unwrap_or_else(|| ids::new_id("sess_", app.clock.now().as_millisecond()));
                 return Ok(Outcome::Dispatched { session_id });
             }
-            Delivered::Refused(last) => {
-                failure = format!("WEBHOOK_FAILED: {last} from {}", endpoint.url)
-            }
+            None => failure = format!("WEBHOOK_FAILED: {last_failure} from {}", endpoint.url),
         }
     }
     Ok(Outcome::Failed(failure))
@@ -211,19 +233,20 @@ fn delivery_deadline() -> Instant {
     )
 }
 
-/// Delivers and records the end of a dispatch this dispatcher owns.
+/// Delivers and records the end of a dispatch this dispatcher owns: the callback's new state
+/// and its lifecycle event in one transaction, then the log of the deliveries made.
 async fn run(
     app: &App,
     taken: Loaded<StoredCallback>,
     before: &StoredCallback,
 ) -> ApiResult<Callback> {
-    let started = Instant::now();
-    let outcome = match deliver_dispatch(app, &taken.value).await {
+    let mut sent = Sent::default();
+    let outcome = match deliver_dispatch(app, &taken.value, &mut sent).await {
         Ok(outcome) => outcome,
         Err(err) => {
             // Nothing was delivered (the store failed while reading the flow or the endpoints):
             // hand the callback back as it was, so a retry need not wait out the lease.
-            if let Err(release) = store::save(app.store.as_ref(), Some(&taken), before).await {
+            if let Err(release) = store::save(app.store.as_ref(), Some(&taken), before, &[]).await {
                 tracing::warn!(callback = %before.callback.id, %release, "could not release a dispatch lease");
             }
             return Err(err);
@@ -246,7 +269,9 @@ async fn run(
             EventType::CallbackFailed
         }
     };
-    match store::save(app.store.as_ref(), Some(&taken), &after).await {
+    let recorded = store::save(app.store.as_ref(), Some(&taken), &after, &[event]).await;
+    log_deliveries(app, &after.callback.organization_id, &sent).await;
+    match recorded {
         Ok(_) => {}
         // Our lease ran out and another dispatcher took over: its record stands.
         Err(crate::store::StoreError::ConditionFailed) => {
@@ -256,143 +281,38 @@ async fn run(
         Err(err) => return Err(err.into()),
     }
     tracing::info!(callback = %after.callback.id, status = after.callback.status.as_str(), "dispatch finished");
-    // Within what is left of the synchronous route's time: the record is made, nothing may
-    // delay the answer past the deadline.
-    let deadline = (started + WHOLE_DISPATCH)
-        .min(Instant::now() + LIFECYCLE_DEADLINE)
-        .min(crate::deadline::current());
-    let emitted = tokio::time::timeout_at(
-        deadline,
-        emit_until(
-            app,
-            &after.callback.organization_id,
-            event,
-            event_data(&after.callback),
-            deadline,
-        ),
-    )
-    .await;
-    if emitted.is_err() {
-        tracing::warn!(callback = %after.callback.id, "lifecycle event not sent in time");
-    }
     Ok(after.callback)
 }
 
-/// What the in-process scheduler's timers run: the job, as the cloud's `dispatch` function does.
-#[async_trait::async_trait]
-impl JobRunner for App {
-    async fn run_job(&self, job: &DispatchJob) {
-        let deadline = tokio::time::Instant::now() + crate::deadline::DEFAULT_BUDGET;
-        if let Err(err) = crate::deadline::within(deadline, run_job(self, job)).await {
-            tracing::warn!(callback = %job.callback_id, error = %err.message, "in-process dispatch failed");
-        }
+/// The delivery log of a dispatch's `callback.dispatch` (SPEC §8). Best effort, within what is
+/// left of the work's time: the log is for the customer's eyes, the callback's record is the
+/// truth, and the synchronous route must answer in time.
+async fn log_deliveries(app: &App, organization_id: &str, sent: &Sent) {
+    let Some(event) = &sent.event else { return };
+    if sent.tries.iter().all(|tries| tries.attempts.is_empty()) {
+        return;
     }
-}
-
-/// What one sweep did.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SweepReport {
-    /// Due entries read.
-    pub examined: usize,
-    /// Dispatches handed off (one per due callback; each runs elsewhere, and only one
-    /// dispatcher of a callback can take it).
-    pub handed_off: usize,
-    /// Hand-offs that failed (the callback stays due: the next sweep tries again).
-    pub errors: usize,
-    /// Shards whose due entries were all read (a shard not finished resumes next time).
-    pub shards_finished: usize,
-}
-
-/// Shards swept at once, hand-offs at once in each, and due entries read a page at a time:
-/// 64 asynchronous invocations in flight hand off 100,000 callbacks in well under a minute.
-const PARALLEL_SHARDS: usize = 8;
-const HANDOFFS_PER_SHARD: usize = 8;
-const SWEEP_PAGE: usize = 100;
-
-/// The sweeper: finds callbacks more than 2 minutes overdue (a lost schedule) and those whose
-/// dispatcher's lease ran out (a crashed dispatch), and hands each off to the dispatch invoker
-/// — it never delivers itself, so one slow receiver cannot hold it up. Every shard of the due
-/// index is swept each run, several at once, each resuming where the last run stopped (a
-/// cursor per shard), so however many are due none starves. Runs may overlap: a callback
-/// handed off twice is still dispatched once (taking it is one conditional write).
-pub async fn sweep(app: &App, budget: std::time::Duration) -> ApiResult<SweepReport> {
-    use futures_util::StreamExt;
-    let until = Instant::now() + budget;
-    let now_ms = app.clock.now().as_millisecond();
-    let reports: Vec<ApiResult<SweepReport>> = futures_util::stream::iter(0..store::DUE_SHARDS)
-        .map(|shard| sweep_shard(app, shard, now_ms, until))
-        .buffer_unordered(PARALLEL_SHARDS)
-        .collect()
-        .await;
-    let mut report = SweepReport::default();
-    for shard in reports {
-        let shard = shard?;
-        report.examined += shard.examined;
-        report.handed_off += shard.handed_off;
-        report.errors += shard.errors;
-        report.shards_finished += shard.shards_finished;
-    }
-    if report.examined > 0 {
-        tracing::info!(
-            examined = report.examined,
-            handed_off = report.handed_off,
-            errors = report.errors,
-            shards_finished = report.shards_finished,
-            "sweep finished"
-        );
-    }
-    Ok(report)
-}
-
-async fn hand_off(
-    app: &App,
-    job: DispatchJob,
-) -> (DispatchJob, Result<(), crate::scheduler::SchedulerError>) {
-    let outcome = app.invoker.invoke(&job).await;
-    (job, outcome)
-}
-
-async fn sweep_shard(app: &App, shard: u32, now_ms: i64, until: Instant) -> ApiResult<SweepReport> {
-    use futures_util::StreamExt;
-    let table = app.store.as_ref();
-    let mut report = SweepReport::default();
-    let started_at = store::sweep_cursor(table, shard).await?;
-    let mut cursor = started_at.clone();
-    loop {
-        if Instant::now() >= until {
-            store::save_sweep_cursor(table, shard, cursor.as_deref()).await?;
-            return Ok(report);
+    let logged = async {
+        worker::keep_dispatch_event(app, organization_id, event).await?;
+        let logs = sent.tries.iter().map(|tries| {
+            worker::log_dispatch(
+                app,
+                organization_id,
+                &tries.endpoint,
+                event,
+                &tries.attempts,
+            )
+        });
+        for outcome in futures_util::future::join_all(logs).await {
+            outcome?;
         }
-        let jobs = store::due(table, shard, now_ms, cursor.clone(), SWEEP_PAGE).await?;
-        // A page's hand-offs, several at once (each is an API call to Lambda).
-        let due: Vec<DispatchJob> = jobs.iter().map(|(_, job)| job.clone()).collect();
-        let outcomes: Vec<(DispatchJob, Result<(), _>)> = futures_util::stream::iter(due)
-            .map(|job| hand_off(app, job))
-            .buffer_unordered(HANDOFFS_PER_SHARD)
-            .collect()
-            .await;
-        for (job, outcome) in outcomes {
-            report.examined += 1;
-            match outcome {
-                Ok(()) => report.handed_off += 1,
-                Err(err) => {
-                    report.errors += 1;
-                    tracing::warn!(callback = %job.callback_id, %err, "sweeper could not hand off a dispatch");
-                }
-            }
+        Ok::<(), ApiError>(())
+    };
+    match tokio::time::timeout_at(crate::deadline::current(), logged).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err.message, "the deliveries of a dispatch could not be logged")
         }
-        if let Some((position, _)) = jobs.last() {
-            cursor = Some(position.clone());
-        }
-        if jobs.len() < SWEEP_PAGE {
-            // The shard's due range is read: the next run starts it over (nothing to write when
-            // it already did: an idle sweep writes nothing).
-            if started_at.is_some() {
-                store::save_sweep_cursor(table, shard, None).await?;
-            }
-            report.shards_finished += 1;
-            return Ok(report);
-        }
-        store::save_sweep_cursor(table, shard, cursor.as_deref()).await?;
+        Err(_) => tracing::warn!("the deliveries of a dispatch were not logged in time"),
     }
 }

@@ -5,7 +5,6 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult, FieldProblem};
 use crate::fields::{Field, FieldReader};
-use crate::time::parse_timestamp;
 use crate::validate::is_e164;
 
 /// SPEC §4 limits.
@@ -67,15 +66,6 @@ fn phone(fields: &mut FieldReader, name: &str) -> Field<String> {
     fields.read(name, |value| match value {
         Value::String(number) if is_e164(&number) => Ok(number),
         _ => Err("must be an E.164 phone number like +15551234567".to_owned()),
-    })
-}
-
-fn timestamp(fields: &mut FieldReader, name: &str) -> Field<Timestamp> {
-    fields.read(name, |value| {
-        value
-            .as_str()
-            .and_then(parse_timestamp)
-            .ok_or_else(|| "must be an RFC 3339 timestamp like 2026-11-21T14:15:22Z".to_owned())
     })
 }
 
@@ -146,8 +136,8 @@ pub fn read_new_callback(
         }
     };
     let from_number = phone(&mut fields, "from_number").into_option();
-    let scheduled_at = timestamp(&mut fields, "scheduled_at").into_option();
-    let expires_at = timestamp(&mut fields, "expires_at").into_option();
+    let scheduled_at = fields.timestamp("scheduled_at").into_option();
+    let expires_at = fields.timestamp("expires_at").into_option();
     let source_session_id = fields
         .string("source_session_id", MAX_REFERENCE)
         .into_option();
@@ -188,14 +178,14 @@ pub fn read_new_callback(
 /// callback's current times (`current_scheduled_at`) by [`check_patch_times`].
 pub fn read_patch(body: Map<String, Value>) -> ApiResult<CallbackPatch> {
     let mut fields = FieldReader::new(body);
-    let scheduled_at = match timestamp(&mut fields, "scheduled_at") {
+    let scheduled_at = match fields.timestamp("scheduled_at") {
         Field::Null => {
             fields.problem("scheduled_at", "must not be null");
             None
         }
         other => other.into_option(),
     };
-    let expires_at = timestamp(&mut fields, "expires_at");
+    let expires_at = fields.timestamp("expires_at");
     let to_number = match phone(&mut fields, "to_number") {
         Field::Null => {
             fields.problem("to_number", "must not be null");

@@ -104,6 +104,13 @@ pub struct Callback {
     pub cancel_reason: Option<String>,
 }
 
+impl Callback {
+    /// `{"callback": …}`, the data of `callback.*` events.
+    pub fn event_data(&self) -> serde_json::Value {
+        serde_json::json!({ "callback": self })
+    }
+}
+
 /// The stored record: the callback and the dispatch bookkeeping the API never shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredCallback {
@@ -114,4 +121,9 @@ pub struct StoredCallback {
     /// The `callback.dispatch` event id of the current dispatch, kept when an expired lease is
     /// taken over, so receivers can tell a repeat delivery (`webhook-id`) from a new dispatch.
     pub dispatch_event_id: Option<String>,
+    /// A callback dispatched "now" is written before its dispatch is handed off, and removed
+    /// again if that fails: its `callback.scheduled` event waits for its first change (the
+    /// dispatch taking it, at the latest), so a create that is rolled back announces nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unannounced: bool,
 }

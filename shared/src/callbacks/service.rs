@@ -6,7 +6,7 @@
 //! that is no longer due, which dispatch ignores; the sweeper catches one that never fires).
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::input::{CallbackPatch, NewCallback, check_patch_times, read_patch};
 use super::model::{Callback, CallbackStatus, ID_PREFIX, StoredCallback};
@@ -19,10 +19,9 @@ use crate::fields::{Field, FieldReader};
 use crate::http::{check_if_match, etag_of};
 use crate::ids;
 use crate::page::PageScope;
-use crate::scheduler::DispatchJob;
+use crate::scheduler::{DispatchJob, Job};
 use crate::store::Loaded;
 use crate::webhooks::EventType;
-use crate::webhooks::delivery::emit;
 
 pub fn not_found() -> ApiError {
     ApiError::not_found("Callback")
@@ -49,16 +48,12 @@ fn guarded(err: crate::store::StoreError) -> ApiError {
     }
 }
 
-pub fn job_of(callback: &Callback) -> DispatchJob {
-    DispatchJob {
+/// The job that dispatches `callback` (its schedule, or "now").
+pub fn job_of(callback: &Callback) -> Job {
+    Job::Dispatch(DispatchJob {
         callback_id: callback.id.clone(),
         organization_id: callback.organization_id.clone(),
-    }
-}
-
-/// `{"callback": …}`, the data of `callback.*` events.
-pub fn event_data(callback: &Callback) -> Value {
-    json!({ "callback": callback })
+    })
 }
 
 /// Creates a callback for `organization_id` (from an API key, or from a trigger URL).
@@ -124,17 +119,19 @@ pub async fn create_guarded(
         updated_at: now,
         cancel_reason: None,
     };
-    let stored = StoredCallback {
+    let mut stored = StoredCallback {
         callback: callback.clone(),
         lease_until_ms: None,
         dispatch_event_id: None,
+        unannounced: false,
     };
     let job = job_of(&callback);
     let table = app.store.as_ref();
     match new.scheduled_at {
         Some(at) => {
             app.scheduler.schedule(&job, at).await?;
-            if let Err(err) = store::save_guarded(table, &stored, guards)
+            let events = [EventType::CallbackScheduled];
+            if let Err(err) = store::save_guarded(table, &stored, &events, guards)
                 .await
                 .map_err(guarded)
             {
@@ -146,7 +143,10 @@ pub async fn create_guarded(
             }
         }
         None => {
-            let rev = store::save_guarded(table, &stored, guards)
+            // Written before the hand-off and removed if it fails: announced by its first
+            // change instead (see `StoredCallback::unannounced`).
+            stored.unannounced = true;
+            let rev = store::save_guarded(table, &stored, &[], guards)
                 .await
                 .map_err(guarded)?;
             if let Err(err) = app.invoker.invoke(&job).await {
@@ -158,13 +158,6 @@ pub async fn create_guarded(
             }
         }
     }
-    emit(
-        app,
-        organization_id,
-        EventType::CallbackScheduled,
-        event_data(&callback),
-    )
-    .await;
     Ok(callback)
 }
 
@@ -261,7 +254,7 @@ pub async fn update(
             patch,
         )?;
         after.callback.updated_at = app.clock.now();
-        store::save(app.store.as_ref(), Some(&before), &after).await?;
+        store::save(app.store.as_ref(), Some(&before), &after, &[]).await?;
         Ok::<_, Failure>((before.value.callback.scheduled_at, after.callback))
     })
     .await;
@@ -311,22 +304,14 @@ pub async fn cancel(
         after.callback.cancelled_at = Some(now);
         after.callback.cancel_reason = reason.clone();
         after.callback.updated_at = now;
-        store::save(app.store.as_ref(), Some(&before), &after).await?;
+        let events = [EventType::CallbackCancelled];
+        store::save(app.store.as_ref(), Some(&before), &after, &events).await?;
         Ok((after.callback, true))
     })
     .await?;
-    if changed {
-        if let Err(err) = app.scheduler.unschedule(&callback.id).await {
-            // A schedule that still fires finds a cancelled callback and does nothing.
-            tracing::warn!(callback = %callback.id, %err, "could not delete the schedule of a cancelled callback");
-        }
-        emit(
-            app,
-            &caller.organization_id,
-            EventType::CallbackCancelled,
-            event_data(&callback),
-        )
-        .await;
+    if changed && let Err(err) = app.scheduler.unschedule(&callback.id).await {
+        // A schedule that still fires finds a cancelled callback and does nothing.
+        tracing::warn!(callback = %callback.id, %err, "could not delete the schedule of a cancelled callback");
     }
     Ok(callback)
 }

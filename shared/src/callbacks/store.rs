@@ -25,8 +25,11 @@ use serde::{Deserialize, Serialize};
 use super::model::{Callback, CallbackStatus, StoredCallback};
 use crate::scheduler::DispatchJob;
 use crate::store::{
-    Entries, Expect, Key, Loaded, Query, SortRange, StoreError, Table, Write, reindex, split_page,
+    Entries, Expect, Key, Loaded, Query, SortRange, StoreError, Table, Write, merged_page, reindex,
+    shard_of,
 };
+use crate::webhooks::EventType;
+use crate::webhooks::outbox;
 
 /// Partitions of the due index: at 1,000 creates and 1,000 dispatches a second platform-wide,
 /// each takes about 250 write units a second (docs/table-design.md).
@@ -59,13 +62,6 @@ fn list_pk(organization_id: &str, filters: &CallbackFilters, shard: u32) -> Stri
         filters.status.map_or("*", CallbackStatus::as_str),
         filters.flow.as_deref().unwrap_or("*"),
     )
-}
-
-/// A stable spread of ids over `shards` (ids end in random digits, so any hash of them is even).
-fn shard(id: &str, shards: u32) -> u32 {
-    id.bytes().fold(0u32, |hash, b| {
-        hash.wrapping_mul(31).wrapping_add(u32::from(b))
-    }) % shards
 }
 
 fn due_pk(shard: u32) -> String {
@@ -107,7 +103,7 @@ fn entries(stored: &StoredCallback) -> Entries {
                 let pk = list_pk(
                     &callback.organization_id,
                     &filters,
-                    shard(&callback.id, LIST_SHARDS),
+                    shard_of(&callback.id, LIST_SHARDS),
                 );
                 entries.insert(Key::new(pk, &callback.id), serde_json::json!({}));
             }
@@ -115,7 +111,7 @@ fn entries(stored: &StoredCallback) -> Entries {
     }
     if let Some(due) = due_ms(stored) {
         let key = Key::new(
-            due_pk(shard(&callback.id, DUE_SHARDS)),
+            due_pk(shard_of(&callback.id, DUE_SHARDS)),
             format!("{:013}#{}", due.max(0), callback.id),
         );
         let entry = DueEntry {
@@ -138,34 +134,71 @@ pub async fn load(
     crate::store::load(table, &item_key(organization_id, id)).await
 }
 
-/// Writes `after` (new, or replacing `before` only if unchanged since read) with its entries,
-/// in one transaction. Answers the revision written.
+/// Writes `after` (new, or replacing `before` only if unchanged since read) with its entries
+/// and, in the same transaction, the lifecycle events `events` about it (the outbox: a change
+/// that commits has its events, one that fails has none). Answers the revision written.
 pub async fn save(
     table: &dyn Table,
     before: Option<&Loaded<StoredCallback>>,
     after: &StoredCallback,
+    events: &[EventType],
 ) -> Result<u64, StoreError> {
     let key = item_key(&after.callback.organization_id, &after.callback.id);
     let (expect, rev) = match before {
         Some(before) => (Expect::Revision(before.rev), before.rev + 1),
         None => (Expect::Absent, 1),
     };
-    let mut writes = vec![Write::put(key, after, expect)?];
+    let now = after.callback.updated_at;
+    let organization_id = &after.callback.organization_id;
+    let mut record = after.clone();
+    let mut outboxed = Vec::new();
+    if let Some(before) = before {
+        // Only a new record can wait for its announcement; its first change makes it.
+        record.unannounced = false;
+        if before.value.unannounced {
+            outboxed.push(outbox::event(
+                organization_id,
+                EventType::CallbackScheduled,
+                before.value.callback.event_data(),
+                now,
+            )?);
+        }
+    }
+    for event in events {
+        outboxed.push(outbox::event(
+            organization_id,
+            *event,
+            record.callback.event_data(),
+            now,
+        )?);
+    }
+    let mut writes = vec![Write::put(key, &record, expect)?];
     let old = before.map(|b| entries(&b.value)).unwrap_or_default();
-    writes.extend(reindex(&old, &entries(after)));
+    writes.extend(reindex(&old, &entries(&record)));
+    writes.extend(outboxed);
     table.write(writes).await?;
     Ok(rev)
 }
 
-/// Writes a new callback with its entries, on condition that `guards` hold, in one transaction.
+/// Writes a new callback with its entries and its events, on condition that `guards` hold, in
+/// one transaction.
 pub async fn save_guarded(
     table: &dyn Table,
     new: &StoredCallback,
+    events: &[EventType],
     guards: Vec<Write>,
 ) -> Result<u64, StoreError> {
     let key = item_key(&new.callback.organization_id, &new.callback.id);
     let mut writes = vec![Write::put(key, new, Expect::Absent)?];
     writes.extend(reindex(&Entries::new(), &entries(new)));
+    for event in events {
+        writes.push(outbox::event(
+            &new.callback.organization_id,
+            *event,
+            new.callback.event_data(),
+            new.callback.created_at,
+        )?);
+    }
     writes.extend(guards);
     table.write(writes).await?;
     Ok(1)
@@ -182,8 +215,8 @@ pub async fn remove(table: &dyn Table, stored: &Loaded<StoredCallback>) -> Resul
     table.write(writes).await
 }
 
-/// One page of a callback list, newest first, and the position after it: the newest
-/// `limit + 1` entries of each of the list's partitions, merged.
+/// One page of a callback list, newest first, and the position after it (merged over the
+/// list's shards).
 pub async fn list_page(
     table: &dyn Table,
     organization_id: &str,
@@ -191,20 +224,10 @@ pub async fn list_page(
     after: Option<String>,
     limit: usize,
 ) -> Result<(Vec<Callback>, Option<String>), StoreError> {
-    let queries = (0..LIST_SHARDS).map(|shard| Query {
-        pk: list_pk(organization_id, filters, shard),
-        range: SortRange::All,
-        after: after.clone(),
-        descending: true,
-        limit: limit + 1,
-    });
-    let pages = futures_util::future::try_join_all(
-        queries.map(|query| async move { table.query(&query).await }),
-    )
-    .await?;
-    let mut merged: Vec<crate::store::Item> = pages.into_iter().flatten().collect();
-    merged.sort_by(|a, b| b.key.sk.cmp(&a.key.sk));
-    let (entries, next) = split_page(merged, limit);
+    let pks = (0..LIST_SHARDS)
+        .map(|shard| list_pk(organization_id, filters, shard))
+        .collect();
+    let (entries, next) = merged_page(table, pks, SortRange::All, after, limit).await?;
     let keys: Vec<Key> = entries
         .iter()
         .map(|entry| item_key(organization_id, &entry.key.sk))
@@ -246,41 +269,4 @@ pub async fn due(
             Ok((item.key.sk.clone(), job))
         })
         .collect()
-}
-
-/// Where the sweeper's pass over a due shard stands: `SWEEP#<shard>` / `CURSOR`.
-fn cursor_key(shard: u32) -> Key {
-    Key::new(format!("SWEEP#{shard}"), "CURSOR")
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Cursor {
-    after: Option<String>,
-}
-
-/// The position after which the sweeper continues in `shard` (`None`: from the start).
-pub async fn sweep_cursor(table: &dyn Table, shard: u32) -> Result<Option<String>, StoreError> {
-    match table.get(&cursor_key(shard)).await? {
-        Some(item) => Ok(item.decode::<Cursor>()?.after),
-        None => Ok(None),
-    }
-}
-
-/// Records where the sweeper stopped in `shard`. Written blind: overlapping sweeps may move it
-/// back and forth, which only makes one of them look at some entries again.
-pub async fn save_sweep_cursor(
-    table: &dyn Table,
-    shard: u32,
-    after: Option<&str>,
-) -> Result<(), StoreError> {
-    let cursor = Cursor {
-        after: after.map(str::to_owned),
-    };
-    table
-        .write(vec![Write::put(
-            cursor_key(shard),
-            &cursor,
-            Expect::Anything,
-        )?])
-        .await
 }

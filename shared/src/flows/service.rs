@@ -206,6 +206,7 @@ pub async fn create_flow(app: &App, caller: &Caller, fields: FlowFields) -> ApiR
         before: None,
         head: head.clone(),
         versions: vec![(version.clone(), None)],
+        also: Vec::new(),
     };
     store::commit(table, &caller.organization_id, change).await?;
     Ok(FlowView::new(&head, version))
@@ -279,6 +280,7 @@ pub async fn update_flow(
             before: Some(before),
             head: head.clone(),
             versions: vec![(version.clone(), Some(found.rev))],
+            also: Vec::new(),
         };
         store::commit(app.store.as_ref(), organization_id, change).await?;
         Ok(FlowView::new(&head, version))
@@ -393,6 +395,7 @@ pub async fn archive_flow(app: &App, caller: &Caller, reference: &FlowRef) -> Ap
                 before: Some(before),
                 head,
                 versions: changed,
+                also: Vec::new(),
             },
         )
         .await?;
@@ -469,6 +472,7 @@ pub async fn create_version(
             before: Some(before),
             head: head.clone(),
             versions: vec![(version.clone(), None)],
+            also: Vec::new(),
         };
         store::commit(app.store.as_ref(), organization_id, change).await?;
         Ok(FlowView::new(&head, version))
@@ -562,6 +566,14 @@ pub async fn publish(
         head.record(&version);
         head.listing = listing_of(&version);
         changed.push((version.clone(), Some(loaded.rev)));
+        let published = FlowView::new(&head, version);
+        // `flow.published`, in the transaction that publishes.
+        let event = crate::webhooks::outbox::event(
+            organization_id,
+            crate::webhooks::EventType::FlowPublished,
+            serde_json::json!({ "flow": &published }),
+            now,
+        )?;
         store::commit(
             table,
             organization_id,
@@ -569,20 +581,13 @@ pub async fn publish(
                 before: Some(before),
                 head: head.clone(),
                 versions: changed,
+                also: vec![event],
             },
         )
         .await?;
-        Ok(FlowView::new(&head, version))
+        Ok(published)
     })
     .await?;
-    let data = serde_json::json!({ "flow": published });
-    crate::webhooks::delivery::emit(
-        app,
-        organization_id,
-        crate::webhooks::EventType::FlowPublished,
-        data,
-    )
-    .await;
     Ok(published)
 }
 

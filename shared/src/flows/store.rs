@@ -184,6 +184,8 @@ pub struct FlowChange {
     pub head: FlowHead,
     /// Versions to write, each with the revision it was read at (`None`: new).
     pub versions: Vec<(FlowVersion, Option<u64>)>,
+    /// Other writes of the same transaction (the change's lifecycle event).
+    pub also: Vec<Write>,
 }
 
 pub async fn commit(
@@ -195,6 +197,7 @@ pub async fn commit(
         before,
         head,
         versions,
+        also,
     } = change;
     let mut writes = Vec::new();
     let head_expect = before
@@ -268,6 +271,7 @@ pub async fn commit(
             });
         }
     }
+    writes.extend(also);
     table.write(writes).await
 }
 

@@ -1,4 +1,4 @@
-//! The local scheduler: a timer task per scheduled callback in this process, which hands the
+//! The local scheduler: a timer task per schedule in this process, which hands the
 //! job to a [`JobRunner`] (the application, running the same dispatch as the cloud's `dispatch`
 //! function) when it fires. It is also the local "dispatch now". Timers die with the process;
 //! the local server's sweeper then dispatches what was missed, as the cloud's sweeper would.
@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use tokio::task::AbortHandle;
 
-use super::{DispatchInvoker, DispatchJob, JobRunner, Scheduler, SchedulerError};
+use super::{DispatchInvoker, Job, JobRunner, Scheduler, SchedulerError};
 use crate::time::Clock;
 
 /// A timer: the task that waits, and the time it waits for (`None`: "dispatch now").
@@ -55,10 +55,12 @@ impl InProcessScheduler {
         })
     }
 
-    fn arm(&self, job: &DispatchJob, at: Option<Timestamp>) -> Result<(), SchedulerError> {
+    fn arm(&self, job: &Job, at: Option<Timestamp>) -> Result<(), SchedulerError> {
         let runner = self.runner()?;
         let job = job.clone();
-        let callback_id = job.callback_id.clone();
+        // A job run now replaces its schedule's timer: it runs the same job, sooner.
+        let name = job.name();
+        let entry = name.clone();
         let timers = self.timers.clone();
         let clock = self.clock.clone();
         // Held while spawning, so the task cannot look for its entry before it is there.
@@ -71,10 +73,10 @@ impl InProcessScheduler {
                 // Only this timer's own entry: a newer one may have replaced it meanwhile.
                 let mut timers = lock(&timers);
                 if timers
-                    .get(&job.callback_id)
+                    .get(&entry)
                     .is_some_and(|timer| timer.task.id() == tokio::task::id())
                 {
-                    timers.remove(&job.callback_id);
+                    timers.remove(&entry);
                 }
             }
             if let Some(runner) = runner.upgrade() {
@@ -85,7 +87,7 @@ impl InProcessScheduler {
             task: task.abort_handle(),
             at,
         };
-        if let Some(previous) = armed.insert(callback_id, timer) {
+        if let Some(previous) = armed.insert(name, timer) {
             previous.task.abort();
         }
         Ok(())
@@ -96,27 +98,25 @@ impl InProcessScheduler {
         lock(&self.timers).len()
     }
 
-    /// When the timer of `callback_id` fires, if one is armed for a time (for tests: what an
+    /// When the timer of schedule `name` fires, if one is armed for a time (for tests: what an
     /// EventBridge schedule's `at()` expression is to the cloud).
-    pub fn armed_at(&self, callback_id: &str) -> Option<Timestamp> {
-        lock(&self.timers)
-            .get(callback_id)
-            .and_then(|timer| timer.at)
+    pub fn armed_at(&self, name: &str) -> Option<Timestamp> {
+        lock(&self.timers).get(name).and_then(|timer| timer.at)
     }
 }
 
 #[async_trait]
 impl Scheduler for InProcessScheduler {
-    async fn schedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+    async fn schedule(&self, job: &Job, at: Timestamp) -> Result<(), SchedulerError> {
         self.arm(job, Some(at))
     }
 
-    async fn reschedule(&self, job: &DispatchJob, at: Timestamp) -> Result<(), SchedulerError> {
+    async fn reschedule(&self, job: &Job, at: Timestamp) -> Result<(), SchedulerError> {
         self.arm(job, Some(at))
     }
 
-    async fn unschedule(&self, callback_id: &str) -> Result<(), SchedulerError> {
-        if let Some(timer) = lock(&self.timers).remove(callback_id) {
+    async fn unschedule(&self, name: &str) -> Result<(), SchedulerError> {
+        if let Some(timer) = lock(&self.timers).remove(name) {
             timer.task.abort();
         }
         Ok(())
@@ -125,7 +125,7 @@ impl Scheduler for InProcessScheduler {
 
 #[async_trait]
 impl DispatchInvoker for InProcessScheduler {
-    async fn invoke(&self, job: &DispatchJob) -> Result<(), SchedulerError> {
+    async fn invoke(&self, job: &Job) -> Result<(), SchedulerError> {
         self.arm(job, None)
     }
 }

@@ -209,6 +209,40 @@ pub fn split_page(mut items: Vec<Item>, limit: usize) -> (Vec<Item>, Option<Stri
     (items, next)
 }
 
+/// One page, newest first, of a list spread over several partitions (`pks`, the list's
+/// shards), and the position after it: the newest `limit + 1` entries of each, merged. Sort
+/// keys are unique across the shards (ids), so the merge is exact and one position continues
+/// every shard.
+pub async fn merged_page(
+    table: &dyn Table,
+    pks: Vec<String>,
+    range: SortRange,
+    after: Option<String>,
+    limit: usize,
+) -> Result<(Vec<Item>, Option<String>), StoreError> {
+    let queries = pks.into_iter().map(|pk| Query {
+        pk,
+        range: range.clone(),
+        after: after.clone(),
+        descending: true,
+        limit: limit + 1,
+    });
+    let pages = futures_util::future::try_join_all(
+        queries.map(|query| async move { table.query(&query).await }),
+    )
+    .await?;
+    let mut merged: Vec<Item> = pages.into_iter().flatten().collect();
+    merged.sort_by(|a, b| b.key.sk.cmp(&a.key.sk));
+    Ok(split_page(merged, limit))
+}
+
+/// A stable spread of ids over `shards` (ids end in random digits, so any hash of them is even).
+pub fn shard_of(id: &str, shards: u32) -> u32 {
+    id.bytes().fold(0u32, |hash, b| {
+        hash.wrapping_mul(31).wrapping_add(u32::from(b))
+    }) % shards
+}
+
 /// DynamoDB's limits on key attributes (UTF-8 bytes): 2048 for a partition key, 1024 for a
 /// sort key. Every implementation refuses longer keys, as DynamoDB does.
 pub const MAX_PARTITION_KEY_BYTES: usize = 2048;

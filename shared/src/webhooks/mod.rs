@@ -3,12 +3,22 @@
 //!
 //! Table layout: every endpoint of an organization is one item of the partition
 //! `ORG#<org>#WEBHOOKS`, sort key = its id (ids sort by creation time), so the list is one
-//! `Query` and dispatch reads the subscribers oldest first from the same partition.
+//! `Query` and dispatch reads the subscribers oldest first from the same partition. The
+//! number of endpoints (at most [`MAX_ENDPOINTS`]) is the item `ORG#<org>#WEBHOOK_COUNT`,
+//! changed in the same transaction as each create and delete.
+//!
+//! What happens to events after they are written: `outbox.rs` (the work queued with a change),
+//! `worker.rs` (fan-out, tries, retries, endpoint health), `deliveries.rs` (the delivery log
+//! and its routes), `relay.rs` (the local reader of the outbox), `delivery.rs` (one try).
 
+pub mod deliveries;
 pub mod delivery;
 pub mod gate;
+pub mod outbox;
+pub mod relay;
 pub mod sender;
 pub mod target;
+pub mod worker;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -39,8 +49,14 @@ pub enum EventType {
     CallbackFailed,
     #[serde(rename = "callback.cancelled")]
     CallbackCancelled,
+    #[serde(rename = "callback.rescheduled")]
+    CallbackRescheduled,
+    #[serde(rename = "callback.outcome")]
+    CallbackOutcome,
     #[serde(rename = "flow.published")]
     FlowPublished,
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
 }
 
 pub const EVENT_TYPES: &[&str] = &[
@@ -49,8 +65,16 @@ pub const EVENT_TYPES: &[&str] = &[
     "callback.dispatched",
     "callback.failed",
     "callback.cancelled",
+    "callback.rescheduled",
+    "callback.outcome",
     "flow.published",
+    "webhook.disabled",
 ];
+
+/// At most this many endpoints per organization (SPEC §8).
+pub const MAX_ENDPOINTS: u64 = 20;
+/// After a rotation, deliveries carry the old secret's signature too for this long.
+pub const ROTATION_OVERLAP: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 
 impl EventType {
     pub fn as_str(self) -> &'static str {
@@ -60,8 +84,24 @@ impl EventType {
             Self::CallbackDispatched => "callback.dispatched",
             Self::CallbackFailed => "callback.failed",
             Self::CallbackCancelled => "callback.cancelled",
+            Self::CallbackRescheduled => "callback.rescheduled",
+            Self::CallbackOutcome => "callback.outcome",
             Self::FlowPublished => "flow.published",
+            Self::WebhookDisabled => "webhook.disabled",
         }
+    }
+
+    /// Whether this is a lifecycle event (sent through the outbox, retried for hours), not
+    /// the dispatch itself.
+    pub fn is_lifecycle(self) -> bool {
+        self != Self::CallbackDispatch
+    }
+}
+
+impl std::str::FromStr for EventType {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        serde_json::from_value(Value::String(text.to_owned())).map_err(|_| ())
     }
 }
 
@@ -81,6 +121,17 @@ pub struct Endpoint {
     pub status: EndpointStatus,
     pub description: Option<String>,
     pub secret: String,
+    /// Why Flowline disabled the endpoint (`failing since <ts>`); `None` otherwise.
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    /// Since when every try has failed (`None`: the last try succeeded).
+    #[serde(default, with = "rfc3339::option")]
+    pub failing_since: Option<Timestamp>,
+    /// The secret before the last rotation, still signing until `previous_secret_until`.
+    #[serde(default)]
+    pub previous_secret: Option<String>,
+    #[serde(default, with = "rfc3339::option")]
+    pub previous_secret_until: Option<Timestamp>,
     #[serde(with = "rfc3339")]
     pub created_at: Timestamp,
     #[serde(with = "rfc3339")]
@@ -100,6 +151,18 @@ impl Endpoint {
     pub fn receives(&self, event: EventType) -> bool {
         self.status == EndpointStatus::Active && self.events.contains(&event)
     }
+
+    /// The secrets a delivery at `now` is signed with: the current one, and for 24 hours after
+    /// a rotation the previous one too.
+    pub fn signing_secrets(&self, now: Timestamp) -> Vec<&str> {
+        let mut secrets = vec![self.secret.as_str()];
+        if let (Some(previous), Some(until)) = (&self.previous_secret, self.previous_secret_until)
+            && now < until
+        {
+            secrets.push(previous);
+        }
+        secrets
+    }
 }
 
 /// An endpoint as the API shows it: the secret only in the create answer.
@@ -109,6 +172,7 @@ pub struct EndpointView {
     pub url: String,
     pub events: Vec<EventType>,
     pub status: EndpointStatus,
+    pub disabled_reason: Option<String>,
     pub description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -125,6 +189,7 @@ impl EndpointView {
             url: endpoint.url,
             events: endpoint.events,
             status: endpoint.status,
+            disabled_reason: endpoint.disabled_reason,
             description: endpoint.description,
             secret: show_secret.then_some(endpoint.secret),
             created_at: endpoint.created_at,
@@ -152,8 +217,49 @@ fn partition(organization_id: &str) -> String {
     format!("ORG#{organization_id}#WEBHOOKS")
 }
 
-fn endpoint_key(organization_id: &str, id: &str) -> Key {
+pub fn endpoint_key(organization_id: &str, id: &str) -> Key {
     Key::new(partition(organization_id), id)
+}
+
+fn count_key(organization_id: &str) -> Key {
+    Key::new(format!("ORG#{organization_id}#WEBHOOK_COUNT"), "COUNT")
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct EndpointCount {
+    count: u64,
+}
+
+/// How many endpoints the organization has, and what a write of the next count expects.
+async fn endpoint_count(app: &App, organization_id: &str) -> Result<(u64, Expect), StoreError> {
+    if let Some(item) = app.store.get(&count_key(organization_id)).await? {
+        return Ok((
+            item.decode::<EndpointCount>()?.count,
+            Expect::Revision(item.rev),
+        ));
+    }
+    // Endpoints made before the count existed: counted once, then kept.
+    let mut count = 0;
+    let mut after = None;
+    loop {
+        let query = Query {
+            pk: partition(organization_id),
+            range: SortRange::All,
+            after,
+            descending: false,
+            limit: 100,
+        };
+        let items = app.store.query(&query).await?;
+        count += items.len() as u64;
+        if items.len() < 100 {
+            return Ok((count, Expect::Absent));
+        }
+        after = items.last().map(|item| item.key.sk.clone());
+    }
+}
+
+fn count_write(organization_id: &str, count: u64, expect: Expect) -> Result<Write, StoreError> {
+    Write::put(count_key(organization_id), &EndpointCount { count }, expect)
 }
 
 fn not_found() -> ApiError {
@@ -182,7 +288,13 @@ async fn read_fields(
     creating: bool,
 ) -> ApiResult<EndpointFields> {
     let mut fields = FieldReader::new(body);
-    for name in ["id", "secret", "created_at", "updated_at"] {
+    for name in [
+        "id",
+        "secret",
+        "disabled_reason",
+        "created_at",
+        "updated_at",
+    ] {
         fields.refuse(name, "is read-only");
     }
     let url = if creating {
@@ -264,17 +376,39 @@ pub async fn create(
         status: fields.status.unwrap_or(EndpointStatus::Active),
         description: fields.description.into_option(),
         secret: new_secret(),
+        disabled_reason: None,
+        failing_since: None,
+        previous_secret: None,
+        previous_secret_until: None,
         created_at: now,
         updated_at: now,
     };
-    let key = endpoint_key(&caller.organization_id, &endpoint.id);
-    app.store
-        .write(vec![Write::put(key, &endpoint, Expect::Absent)?])
-        .await?;
-    Ok(EndpointView::new(endpoint, true))
+    let organization_id = &caller.organization_id;
+    let endpoint = &endpoint;
+    optimistic(move || async move {
+        // The count and the endpoint in one transaction: concurrent creates cannot both take
+        // the twentieth place.
+        let (count, expect) = endpoint_count(app, organization_id).await?;
+        if count >= MAX_ENDPOINTS {
+            return Err(ApiError::conflict(format!(
+                "An organization has at most {MAX_ENDPOINTS} webhook endpoints; delete one first"
+            ))
+            .into());
+        }
+        let key = endpoint_key(organization_id, &endpoint.id);
+        app.store
+            .write(vec![
+                Write::put(key, endpoint, Expect::Absent)?,
+                count_write(organization_id, count + 1, expect)?,
+            ])
+            .await?;
+        Ok(())
+    })
+    .await?;
+    Ok(EndpointView::new(endpoint.clone(), true))
 }
 
-async fn load(app: &App, organization_id: &str, id: &str) -> ApiResult<(Endpoint, u64)> {
+pub async fn load(app: &App, organization_id: &str, id: &str) -> ApiResult<(Endpoint, u64)> {
     if !ids::is_id(id, ID_PREFIX) {
         return Err(not_found());
     }
@@ -317,6 +451,13 @@ pub async fn update(
             endpoint.events = events.clone();
         }
         if let Some(status) = fields.status {
+            if status == EndpointStatus::Active && endpoint.status == EndpointStatus::Disabled {
+                // Enabled again: its failures so far no longer count towards disabling it.
+                endpoint.failing_since = None;
+            }
+            if status == EndpointStatus::Active {
+                endpoint.disabled_reason = None;
+            }
             endpoint.status = status;
         }
         match &fields.description {
@@ -335,33 +476,47 @@ pub async fn update(
 }
 
 pub async fn delete(app: &App, caller: &Caller, id: &str) -> ApiResult<String> {
-    let (_, rev) = load(app, &caller.organization_id, id).await?;
-    let key = endpoint_key(&caller.organization_id, id);
-    match app
-        .store
-        .write(vec![Write::Delete {
-            key,
-            expect: Expect::Revision(rev),
-        }])
-        .await
-    {
-        Ok(()) => Ok(format!("Webhook endpoint {id} deleted")),
-        // Deleted (or changed) meanwhile: deleting again is what the caller wants.
-        Err(StoreError::ConditionFailed) => match load(app, &caller.organization_id, id).await {
-            Err(_) => Ok(format!("Webhook endpoint {id} deleted")),
-            Ok((_, rev)) => {
-                let key = endpoint_key(&caller.organization_id, id);
-                app.store
-                    .write(vec![Write::Delete {
-                        key,
-                        expect: Expect::Revision(rev),
-                    }])
-                    .await?;
-                Ok(format!("Webhook endpoint {id} deleted"))
-            }
-        },
-        Err(err) => Err(err.into()),
-    }
+    let organization_id = &caller.organization_id;
+    optimistic(move || async move {
+        let (_, rev) = match load(app, organization_id, id).await {
+            Ok(found) => found,
+            // Deleted meanwhile (or never there, which `load` answered the first time).
+            Err(err) if err.code == crate::error::ErrorCode::NotFound => return Ok(()),
+            Err(err) => return Err(err.into()),
+        };
+        let (count, expect) = endpoint_count(app, organization_id).await?;
+        app.store
+            .write(vec![
+                Write::Delete {
+                    key: endpoint_key(organization_id, id),
+                    expect: Expect::Revision(rev),
+                },
+                count_write(organization_id, count.saturating_sub(1), expect)?,
+            ])
+            .await?;
+        Ok(())
+    })
+    .await?;
+    Ok(format!("Webhook endpoint {id} deleted"))
+}
+
+/// `POST /v1/webhooks/{id}/rotate-secret`: a new secret, shown only in this answer; for
+/// [`ROTATION_OVERLAP`] deliveries are signed with the old one too, so receivers can switch
+/// without losing a delivery.
+pub async fn rotate_secret(app: &App, caller: &Caller, id: &str) -> ApiResult<EndpointView> {
+    optimistic(move || async move {
+        let (mut endpoint, rev) = load(app, &caller.organization_id, id).await?;
+        let now = app.clock.now();
+        endpoint.previous_secret = Some(std::mem::replace(&mut endpoint.secret, new_secret()));
+        endpoint.previous_secret_until = Some(now + ROTATION_OVERLAP);
+        endpoint.updated_at = now;
+        let key = endpoint_key(&caller.organization_id, id);
+        app.store
+            .write(vec![Write::put(key, &endpoint, Expect::Revision(rev))?])
+            .await?;
+        Ok(EndpointView::new(endpoint, true))
+    })
+    .await
 }
 
 /// `GET /v1/webhooks`: newest first.
