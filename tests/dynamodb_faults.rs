@@ -94,6 +94,14 @@ async fn concurrent_flow_creates_in_one_organization_never_answer_409() {
 async fn a_throttled_write_is_retried_past_the_sdks_own_three_attempts() {
     let (_server, proxy, org) = server().await;
     let receiver = Receiver::start().await;
+    let created = org
+        .post(
+            "/v1/webhooks",
+            json!({"url": receiver.url, "events": ["callback.dispatch"]}),
+        )
+        .await;
+    let id = created.expect(201)["id"].as_str().unwrap().to_owned();
+    // An endpoint's update is one conditional PutItem.
     proxy.add_rule(
         dynamodb(
             "PutItem",
@@ -101,17 +109,17 @@ async fn a_throttled_write_is_retried_past_the_sdks_own_three_attempts() {
         )
         .times(5),
     );
-    let created = org
-        .post(
-            "/v1/webhooks",
-            json!({"url": receiver.url, "events": ["callback.dispatch"]}),
+    let updated = org
+        .put(
+            &format!("/v1/webhooks/{id}"),
+            json!({"description": "renamed"}),
         )
         .await;
-    created.expect(201);
+    updated.expect(200);
     let puts = proxy.counts().operation("dynamodb", "PutItem");
     assert_eq!((puts.requests, puts.faults), (6, 5));
-    let listed = org.get("/v1/webhooks").await;
-    assert_eq!(listed.expect(200)["webhooks"].as_array().unwrap().len(), 1);
+    let endpoint = org.get(&format!("/v1/webhooks/{id}")).await;
+    assert_eq!(endpoint.expect(200)["description"], "renamed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,23 +140,31 @@ async fn a_store_throttled_past_the_deadline_answers_503_with_retry_after() {
 async fn a_single_write_applied_whose_answer_was_lost_is_not_a_failure() {
     let (_server, proxy, org) = server().await;
     let receiver = Receiver::start().await;
-    // The endpoint is stored, then the answer is lost: the SDK's retry finds it there.
-    proxy.add_rule(
-        dynamodb("PutItem", Fault::error("InternalServerError"))
-            .after_forwarding()
-            .times(1),
-    );
     let created = org
         .post(
             "/v1/webhooks",
             json!({"url": receiver.url, "events": ["callback.dispatch"]}),
         )
         .await;
-    let id = created.expect(201)["id"].clone();
+    let id = created.expect(201)["id"].as_str().unwrap().to_owned();
+    // The update (one conditional PutItem) is stored, then the answer is lost: the retry's
+    // condition fails on Flowline's own write, which it recognises.
+    proxy.add_rule(
+        dynamodb("PutItem", Fault::error("InternalServerError"))
+            .after_forwarding()
+            .times(1),
+    );
+    let updated = org
+        .put(
+            &format!("/v1/webhooks/{id}"),
+            json!({"description": "renamed"}),
+        )
+        .await;
+    assert_eq!(updated.expect(200)["description"], "renamed");
     let listed = org.get("/v1/webhooks").await;
     let webhooks = listed.expect(200)["webhooks"].as_array().unwrap().clone();
     assert_eq!(webhooks.len(), 1, "stored once");
-    assert_eq!(webhooks[0]["id"], id);
+    assert_eq!(webhooks[0]["description"], "renamed");
     assert_eq!(proxy.counts().operation("dynamodb", "PutItem").requests, 2);
 }
 

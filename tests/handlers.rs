@@ -22,9 +22,11 @@ use flowline_core::routes::{Access, EVENT_FUNCTIONS, ROUTES, Route, RouteMatch, 
 use flowline_core::scheduler::{DispatchJob, Job};
 
 use flowline_core::store::memory::MemoryTable;
-use flowline_core::store::{Item, Key, Query, StoreError, Table, Write};
+use flowline_core::store::{Expect, Item, Key, Query, StoreError, Table, Write};
 use flowline_core::time::{ManualClock, SystemClock};
+use flowline_core::webhooks::outbox::{self, Work};
 use flowline_core::{ApiRequest, ApiResponse, ApiResult};
+use flowline_lambda::stream::StreamBatch;
 use flowline_lambda::{api_request, lambda_response};
 use jiff::{SignedDuration, Timestamp};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
@@ -364,6 +366,32 @@ fn event_function_fixtures_are_their_events_not_http_requests() {
                         .as_str()
                         .is_some_and(|t| t.parse::<Timestamp>().is_ok())
                 );
+                assert!(lambda_http::request::from_str(&text).is_err());
+            }
+            // A DynamoDB Streams batch of the main table: one outbox item written (the
+            // fixture's event), then its removal, which the handler skips.
+            "deliver" => {
+                let batch: StreamBatch = serde_json::from_str(&text).expect("a stream batch");
+                assert_eq!(batch.records.len(), 2);
+                let records = flowline_lambda::stream::outbox_records(batch);
+                assert_eq!(
+                    records.len(),
+                    1,
+                    "only the written outbox item is handed out"
+                );
+                let item = records[0].item.as_ref().expect("the item reads");
+                assert!(item.key.pk.starts_with("OUTBOX#"));
+                let outboxed = outbox::decode(item).expect("an outbox item");
+                let Work::Event {
+                    organization_id,
+                    event,
+                } = outboxed.work
+                else {
+                    panic!("an event");
+                };
+                assert_eq!(organization_id, FIXTURE_ORGANIZATION);
+                assert_eq!(item.key.sk, event.id);
+                assert_eq!(event.data["callback"]["id"], FIXTURE_CALLBACK);
                 assert!(lambda_http::request::from_str(&text).is_err());
             }
             other => panic!("no check for the event of {other}: add one"),
@@ -1129,7 +1157,10 @@ async fn sweeper_dispatches_a_callback_more_than_two_minutes_overdue() {
         .await
         .unwrap();
     assert_eq!((report.examined, report.handed_off), (0, 0));
-    assert_eq!(report.shards_finished, 32, "every shard swept");
+    assert_eq!(
+        report.shards_finished, 64,
+        "every shard of both due indexes swept"
+    );
     assert_eq!(world.callback(&id).await["status"], "scheduled");
 
     // Its schedule was lost: three minutes late, the sweeper hands it to dispatch.
@@ -1621,4 +1652,275 @@ async fn hook_trigger_schedules_the_fixture_callback_and_answers_in_xml() {
     // As Lambda returns it: the XML text, unchanged.
     let lambda = lambda_response(response);
     assert_eq!(lambda.status(), 201);
+}
+
+// --- the outbox's reader, and the delivery log -------------------------------------------------
+
+/// The `deliver` fixture's event id (`webhook-id` of what it delivers).
+const FIXTURE_EVENT: &str = "evt_00VbcKJYr3Hd7Tq1Wm5Xa2e";
+const FIXTURE_DELIVERY: &str = "del_00VbcKJZ4mPq8Rt2Vx6Yb9c";
+
+impl World {
+    /// Subscribes the world's endpoint to `callback.scheduled` too.
+    async fn subscribe_to_scheduled(&self) {
+        let request = event_with(
+            "webhook-update",
+            &[
+                (FIXTURE_WEBHOOK, &self.webhook_id),
+                (
+                    r#"\"callback.cancelled\"]"#,
+                    r#"\"callback.cancelled\", \"callback.scheduled\"]"#,
+                ),
+            ],
+        );
+        let (status, body, _) =
+            answer(webhook_update::handle(&self.app.wired("webhook-update"), request).await);
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(
+            body["events"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("callback.scheduled"))
+        );
+    }
+
+    /// The `deliver` fixture as the stream hands it over, with its outbox item in the table
+    /// (where the change that queued it put it).
+    async fn outbox_fixture(&self) -> StreamBatch {
+        let batch: StreamBatch = serde_json::from_str(&fixture_text("deliver")).unwrap();
+        let store = self.app.wired("deliver").store.clone();
+        for record in flowline_lambda::stream::outbox_records(batch.clone()) {
+            let item = record.item.expect("the fixture reads");
+            store
+                .write(vec![Write::Put {
+                    key: item.key,
+                    doc: item.doc,
+                    expect: Expect::Absent,
+                    expires_at: item.expires_at,
+                }])
+                .await
+                .unwrap();
+        }
+        batch
+    }
+
+    /// The endpoint's delivery log as `webhook-deliveries-list` answers it, for `status`.
+    async fn deliveries(&self, status: &str) -> Value {
+        let request = event_with(
+            "webhook-deliveries-list",
+            &[
+                (FIXTURE_WEBHOOK, &self.webhook_id),
+                ("status=failed", &format!("status={status}")),
+                (r#""status": "failed""#, &format!(r#""status": "{status}""#)),
+            ],
+        );
+        let (code, body, _) = answer(
+            webhook_deliveries_list::handle(&self.app.wired("webhook-deliveries-list"), request)
+                .await,
+        );
+        assert_eq!(code, StatusCode::OK, "{body}");
+        body
+    }
+}
+
+#[tokio::test]
+async fn deliver_sends_the_fixture_event_once_even_when_the_stream_hands_it_out_again() {
+    let world = world().await;
+    world.subscribe_to_scheduled().await;
+    let batch = world.outbox_fixture().await;
+    let deliver_app = world.app.wired("deliver");
+    let answer = deliver::handle(&deliver_app, batch.clone()).await.unwrap();
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let received = world.receiver.of_type("callback.scheduled");
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].webhook_id(), FIXTURE_EVENT);
+    assert_eq!(received[0].json["data"]["callback"]["id"], FIXTURE_CALLBACK);
+
+    // Lambda delivers a batch at least once: the same records again send nothing.
+    let again = deliver::handle(&deliver_app, batch).await.unwrap();
+    assert!(again.batch_item_failures.is_empty());
+    assert_eq!(world.receiver.of_type("callback.scheduled").len(), 1);
+
+    // The delivery is in the endpoint's log, succeeded, with its one try.
+    let log = world.deliveries("succeeded").await;
+    let deliveries = log["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 1, "{log}");
+    assert_eq!(deliveries[0]["event_id"], FIXTURE_EVENT);
+    assert_eq!(deliveries[0]["event_type"], "callback.scheduled");
+    assert_eq!(deliveries[0]["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(deliveries[0]["attempts"][0]["status_code"], 200);
+    assert!(deliveries[0]["next_attempt_at"].is_null());
+    assert!(
+        world.deliveries("failed").await["deliveries"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn deliver_reports_the_records_that_failed_for_the_stream_to_retry() {
+    let world = world().await;
+    world.subscribe_to_scheduled().await;
+    world.receiver.default_reply(Reply::status(503));
+    let batch = world.outbox_fixture().await;
+    // A receiver that fails is the delivery's business (retries), not the stream's.
+    let answer = deliver::handle(&world.app.wired("deliver"), batch)
+        .await
+        .unwrap();
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let pending = world.deliveries("pending").await;
+    let deliveries = pending["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 1, "{pending}");
+    assert!(
+        deliveries[0]["next_attempt_at"].is_string(),
+        "a retry is set"
+    );
+    assert_eq!(world.app.timers().pending(), 1, "and scheduled");
+}
+
+#[tokio::test]
+async fn delivery_routes_answer_the_fixture_delivery_of_the_organization_only() {
+    let world = world().await;
+    world.subscribe_to_scheduled().await;
+    world.receiver.default_reply(Reply::status(500));
+    let batch = world.outbox_fixture().await;
+    deliver::handle(&world.app.wired("deliver"), batch)
+        .await
+        .unwrap();
+    let log = world.deliveries("pending").await;
+    let id = log["deliveries"][0]["id"].as_str().unwrap().to_owned();
+
+    let request = event_with(
+        "webhook-delivery-get",
+        &[
+            (FIXTURE_WEBHOOK, &world.webhook_id),
+            (FIXTURE_DELIVERY, &id),
+        ],
+    );
+    let (status, body, response) = answer(
+        webhook_delivery_get::handle(&world.app.wired("webhook-delivery-get"), request).await,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(response.headers.contains_key("etag"));
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["payload"]["id"], FIXTURE_EVENT, "the event as sent");
+    assert_eq!(body["payload"]["type"], "callback.scheduled");
+    assert_eq!(body["attempts"][0]["status_code"], 500);
+
+    // The fixture as it stands names a delivery nobody has.
+    let request = event_with(
+        "webhook-delivery-get",
+        &[(FIXTURE_WEBHOOK, &world.webhook_id)],
+    );
+    let (status, body, _) = answer(
+        webhook_delivery_get::handle(&world.app.wired("webhook-delivery-get"), request).await,
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // Redeliver: 202, and one more try by the deliver function.
+    world.receiver.default_reply(Reply::status(200));
+    let request = event_with(
+        "webhook-delivery-redeliver",
+        &[
+            (FIXTURE_WEBHOOK, &world.webhook_id),
+            (FIXTURE_DELIVERY, &id),
+        ],
+    );
+    let (status, body, _) = answer(
+        webhook_delivery_redeliver::handle(&world.app.wired("webhook-delivery-redeliver"), request)
+            .await,
+    );
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["id"], id.as_str());
+    // (The world's flow.published is in the outbox too: no stream runs here.)
+    let queued: Vec<Item> = outbox_items(&world)
+        .await
+        .into_iter()
+        .filter(|item| matches!(outbox::decode(item).unwrap().work, Work::Redelivery { .. }))
+        .collect();
+    assert_eq!(queued.len(), 1, "queued in the outbox");
+    let before = world.receiver.of_type("callback.scheduled").len();
+    for item in queued {
+        let outboxed = outbox::decode(&item).unwrap();
+        flowline_core::webhooks::worker::handle(&world.app.wired("deliver"), &item.key, outboxed)
+            .await
+            .unwrap();
+    }
+    let received = world.receiver.of_type("callback.scheduled");
+    assert_eq!(received.len(), before + 1);
+    assert_eq!(
+        received.last().unwrap().webhook_id(),
+        FIXTURE_EVENT,
+        "same webhook-id"
+    );
+    let log = world.deliveries("succeeded").await;
+    assert_eq!(log["deliveries"][0]["id"], id.as_str());
+
+    // Recover: the fixture's window (the day before) holds no failed delivery.
+    let request = event_with("webhook-recover", &[(FIXTURE_WEBHOOK, &world.webhook_id)]);
+    let (status, body, _) =
+        answer(webhook_recover::handle(&world.app.wired("webhook-recover"), request).await);
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body, json!({"queued": 0}));
+    // A `since` more than 30 days back is refused by name.
+    let request = event_with(
+        "webhook-recover",
+        &[
+            (FIXTURE_WEBHOOK, &world.webhook_id),
+            ("2026-11-20T09:00:00Z", "2026-10-01T09:00:00Z"),
+        ],
+    );
+    let (status, body, _) =
+        answer(webhook_recover::handle(&world.app.wired("webhook-recover"), request).await);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["details"][0]["field"], "since");
+}
+
+#[tokio::test]
+async fn rotate_secret_answers_a_new_secret_once() {
+    let world = world().await;
+    let request = world.on_webhook("webhook-rotate-secret");
+    let (status, body, response) = answer(
+        webhook_rotate_secret::handle(&world.app.wired("webhook-rotate-secret"), request).await,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(response.headers.contains_key("etag"));
+    let secret = body["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"));
+    let (_, shown, _) = answer(
+        webhook_get::handle(
+            &world.app.wired("webhook-get"),
+            world.on_webhook("webhook-get"),
+        )
+        .await,
+    );
+    assert!(shown.get("secret").is_none());
+    // A public key cannot rotate.
+    let request = event_with(
+        "webhook-rotate-secret",
+        &[
+            (FIXTURE_WEBHOOK, &world.webhook_id),
+            ("\"key_kind\": \"private\"", "\"key_kind\": \"public\""),
+        ],
+    );
+    let (status, _, _) = answer(
+        webhook_rotate_secret::handle(&world.app.wired("webhook-rotate-secret"), request).await,
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Everything in the outbox (what the stream would hand the deliver function).
+async fn outbox_items(world: &World) -> Vec<Item> {
+    let store = world.app.wired("deliver").store.clone();
+    let mut items = Vec::new();
+    for shard in 0..outbox::SHARDS {
+        items.extend(
+            store
+                .query(&Query::partition(outbox::shard_pk(shard)))
+                .await
+                .unwrap(),
+        );
+    }
+    items
 }

@@ -383,7 +383,11 @@ fn each_function_wires_exactly_the_ports_its_permissions_and_environment_allow()
 fn the_wiring_reader_sees_a_main_s_calls() {
     assert_eq!(
         wiring("callback-create"),
-        BTreeSet::from(["with_scheduler", "with_dispatch_invoker", "with_webhooks"])
+        BTreeSet::from(["with_scheduler", "with_dispatch_invoker"])
+    );
+    assert_eq!(
+        wiring("deliver"),
+        BTreeSet::from(["with_scheduler", "with_webhooks"])
     );
     assert!(wiring("flow-get").is_empty());
     assert_eq!(wiring("flow-list"), BTreeSet::from(["with_page_tokens"]));

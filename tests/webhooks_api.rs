@@ -53,7 +53,8 @@ on_every_store!(
     list_limit_is_1_to_100,
     list_pages_to_the_end_without_duplicates,
     list_gives_a_token_only_when_more_exist,
-    list_pages_25_by_default,
+    at_most_twenty_endpoints_and_the_default_page_holds_them,
+    concurrent_creates_never_pass_twenty,
     bad_page_tokens_are_invalid_page_token,
     put_changes_only_the_fields_it_names,
     put_with_a_stale_if_match_is_412,
@@ -178,6 +179,7 @@ async fn create_answers_the_endpoint_with_its_secret(backend: Backend) {
             "url",
             "events",
             "status",
+            "disabled_reason",
             "description",
             "secret",
             "created_at",
@@ -377,20 +379,70 @@ async fn list_gives_a_token_only_when_more_exist(backend: Backend) {
     assert!(partial.expect(200)["next_page_token"].is_string());
 }
 
-async fn list_pages_25_by_default(backend: Backend) {
+/// At most 20 endpoints (SPEC §8): the twenty-first is refused, and the default page (25)
+/// holds every endpoint an organization can have. A deleted endpoint frees its place.
+async fn at_most_twenty_endpoints_and_the_default_page_holds_them(backend: Backend) {
     let server = TestServer::start(backend).await;
     let org = server.org().await;
-    for _ in 0..26 {
-        register(&org, QUIET_URL, &["callback.dispatch"]).await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(id_of(&register(&org, QUIET_URL, &["callback.dispatch"]).await).to_owned());
     }
+    let refused = org
+        .post(
+            "/v1/webhooks",
+            json!({"url": QUIET_URL, "events": ["callback.dispatch"]}),
+        )
+        .await;
+    refused.expect_error(409, "CONFLICT");
+    assert!(refused.body["error"].as_str().unwrap().contains("20"));
     let answer = org.get("/v1/webhooks").await;
     let page = answer.expect(200);
-    assert_eq!(page["webhooks"].as_array().unwrap().len(), 25);
-    let token = page["next_page_token"].as_str().expect("a token");
-    let rest = org
-        .get(&format!("/v1/webhooks?next_page_token={token}"))
-        .await;
-    assert_eq!(rest.expect(200)["webhooks"].as_array().unwrap().len(), 1);
+    assert_eq!(page["webhooks"].as_array().unwrap().len(), 20);
+    assert!(page.get("next_page_token").is_none());
+    // Another organization has places of its own.
+    let other = server.org().await;
+    register(&other, QUIET_URL, &["callback.dispatch"]).await;
+    // A deleted endpoint frees its place, once.
+    org.delete(&format!("/v1/webhooks/{}", ids[0]))
+        .await
+        .expect(200);
+    org.delete(&format!("/v1/webhooks/{}", ids[0]))
+        .await
+        .expect_error(404, "NOT_FOUND");
+    register(&org, QUIET_URL, &["callback.dispatch"]).await;
+    org.post(
+        "/v1/webhooks",
+        json!({"url": QUIET_URL, "events": ["callback.dispatch"]}),
+    )
+    .await
+    .expect_error(409, "CONFLICT");
+}
+
+/// Concurrent creates cannot both take the last place: the count and the endpoint are one
+/// transaction.
+async fn concurrent_creates_never_pass_twenty(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    for _ in 0..15 {
+        register(&org, QUIET_URL, &["callback.dispatch"]).await;
+    }
+    let creates = (0..10).map(|_| {
+        org.post(
+            "/v1/webhooks",
+            json!({"url": QUIET_URL, "events": ["callback.dispatch"]}),
+        )
+    });
+    let answers = futures_util::future::join_all(creates).await;
+    let created = answers.iter().filter(|a| a.status == 201).count();
+    let refused = answers.iter().filter(|a| a.status == 409).count();
+    assert_eq!(
+        (created, refused),
+        (5, 5),
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    assert_eq!(all_endpoints(&org).await.len(), 20);
 }
 
 async fn bad_page_tokens_are_invalid_page_token(backend: Backend) {

@@ -103,6 +103,11 @@ impl FaultyScheduler {
         self.failing.lock().unwrap().insert(call);
     }
 
+    /// From now on, `call` works again.
+    pub fn heal(&self, call: SchedulerCall) {
+        self.failing.lock().unwrap().remove(&call);
+    }
+
     /// The jobs handed off since the last call.
     pub fn take_invoked(&self) -> Vec<Job> {
         std::mem::take(&mut *self.invoked.lock().unwrap())

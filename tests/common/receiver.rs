@@ -46,11 +46,48 @@ pub struct Delivery {
     pub body: Bytes,
     pub json: Value,
     pub at: std::time::Instant,
+    /// The status the receiver answered it with.
+    pub answered: u16,
 }
 
 impl Delivery {
     pub fn event_type(&self) -> &str {
         self.json["type"].as_str().unwrap_or_default()
+    }
+
+    /// Its `webhook-id` header.
+    pub fn webhook_id(&self) -> &str {
+        self.headers
+            .get("webhook-id")
+            .and_then(|id| id.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    pub fn accepted(&self) -> bool {
+        (200..300).contains(&self.answered)
+    }
+
+    /// Whether `webhook-signature` lists the signature `secret` makes of this delivery (signed
+    /// by the reference implementation). Unlike [`signed_by`](Self::signed_by) it ignores the
+    /// timestamp's age, so it also checks deliveries made on a clock moved days ahead.
+    pub fn carries_signature_of(&self, secret: &str) -> bool {
+        let header = |name: &str| {
+            self.headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+        };
+        let Ok(timestamp) = header("webhook-timestamp").parse::<i64>() else {
+            return false;
+        };
+        let Ok(expected) = standardwebhooks::Webhook::new(secret)
+            .and_then(|w| w.sign(self.webhook_id(), timestamp, &self.body))
+        else {
+            return false;
+        };
+        header("webhook-signature")
+            .split(' ')
+            .any(|s| s == expected)
     }
 
     /// Checks the Standard Webhooks signature with the reference implementation.
@@ -75,30 +112,44 @@ struct Inner {
 pub struct Receiver {
     pub url: String,
     inner: Arc<Mutex<Inner>>,
+    /// While `true`, requests are held unanswered (see [`Receiver::hold`]).
+    held: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    inner: Arc<Mutex<Inner>>,
+    held: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 async fn receive(
-    State(inner): State<Arc<Mutex<Inner>>>,
+    State(shared): State<Shared>,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
+    let inner = &shared.inner;
     let reply = {
         let mut inner = inner.lock().unwrap();
+        let reply = inner
+            .script
+            .pop_front()
+            .or_else(|| inner.default.clone())
+            .unwrap_or_else(|| Reply::status(200));
         let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
         inner.deliveries.push(Delivery {
             headers,
             body,
             json,
             at: std::time::Instant::now(),
+            answered: reply.status,
         });
         inner.in_flight += 1;
         inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
-        inner
-            .script
-            .pop_front()
-            .or_else(|| inner.default.clone())
-            .unwrap_or_else(|| Reply::status(200))
+        reply
     };
+    // Held until released (a receiver that hangs, on purpose).
+    let mut held = shared.held.subscribe();
+    let _ = held.wait_for(|held| !*held).await;
     // A slow receiver, on purpose (the test set the delay).
     tokio::time::sleep(reply.delay).await;
     inner.lock().unwrap().in_flight -= 1;
@@ -110,11 +161,30 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hooks", listener.local_addr().unwrap());
         let inner = Arc::new(Mutex::new(Inner::default()));
-        let router = axum::Router::new()
-            .fallback(receive)
-            .with_state(inner.clone());
+        let held = Arc::new(tokio::sync::watch::Sender::new(false));
+        let shared = Shared {
+            inner: inner.clone(),
+            held: held.clone(),
+        };
+        let router = axum::Router::new().fallback(receive).with_state(shared);
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        Self { url, inner }
+        Self { url, inner, held }
+    }
+
+    /// From now on, requests are received (and recorded) but not answered until
+    /// [`release`](Self::release): a receiver that hangs.
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// Answers the held requests, and every later one at once.
+    pub fn release(&self) {
+        self.held.send_replace(false);
+    }
+
+    /// Requests being answered (or held) now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.lock().unwrap().in_flight
     }
 
     /// Replies to the next deliveries, in order.

@@ -6,7 +6,6 @@ async fn main() -> Result<(), flowline_lambda::Error> {
         .await?
         .with_scheduler()?
         .with_dispatch_invoker()?
-        .with_webhooks()
         .app();
     flowline_lambda::run_http(|request| callback_create::handle(&app, request)).await
 }

@@ -2,6 +2,6 @@ use flowline_lambda::Cloud;
 
 #[tokio::main]
 async fn main() -> Result<(), flowline_lambda::Error> {
-    let app = Cloud::from_env().await?.with_webhooks().app();
+    let app = Cloud::from_env().await?.app();
     flowline_lambda::run_http(|request| flow_publish::handle(&app, request)).await
 }

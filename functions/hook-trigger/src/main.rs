@@ -6,7 +6,6 @@ async fn main() -> Result<(), flowline_lambda::Error> {
         .await?
         .with_scheduler()?
         .with_dispatch_invoker()?
-        .with_webhooks()
         .app();
     flowline_lambda::run_http(|request| hook_trigger::handle(&app, request)).await
 }

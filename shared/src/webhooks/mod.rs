@@ -477,6 +477,7 @@ pub async fn update(
 
 pub async fn delete(app: &App, caller: &Caller, id: &str) -> ApiResult<String> {
     let organization_id = &caller.organization_id;
+    load(app, organization_id, id).await?;
     optimistic(move || async move {
         let (_, rev) = match load(app, organization_id, id).await {
             Ok(found) => found,

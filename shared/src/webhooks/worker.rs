@@ -51,11 +51,25 @@ const DRAIN_PAGE: usize = 25;
 /// What a drain keeps of its invocation's time to queue its continuation.
 const DRAIN_RESERVE: std::time::Duration = std::time::Duration::from_secs(8);
 
+/// However the jitter falls, the last try is never earlier than this after the first: an
+/// endpoint down for a day loses nothing.
+pub const RETRY_SPAN: SignedDuration = SignedDuration::from_hours(24);
+
 /// The pause before try `slot + 1`, after try `slot` failed, with jitter.
 pub fn retry_delay(slot: u32) -> Option<SignedDuration> {
     let base = RETRY_DELAYS.get(usize::try_from(slot).ok()?.checked_sub(1)?)?;
     let factor = 1.0 + rand::random_range(-JITTER..=JITTER);
     Some(SignedDuration::from_secs_f64(base.as_secs_f64() * factor))
+}
+
+/// When the try after `delivery.slot` is due, counted from `after` (the failed try), or
+/// `None` when that was the last.
+fn next_try_at(delivery: &Delivery, after: Timestamp) -> Option<Timestamp> {
+    let at = after + retry_delay(delivery.slot)?;
+    if delivery.slot as usize == RETRY_DELAYS.len() {
+        return Some(at.max(delivery.first_attempt_at + RETRY_SPAN));
+    }
+    Some(at)
 }
 
 /// Handles one outbox item, then removes it. An item already removed (its stream record handed
@@ -218,11 +232,7 @@ async fn take_turn(
         && recovered
     {
         // The drain the recovery queued sends this one in its turn.
-        let mut waiting = delivery;
-        waiting.slot += 1;
-        waiting.next_attempt_at = retry_delay(waiting.slot).map(|pause| app.clock.now() + pause);
-        waiting.status = DeliveryStatus::Pending;
-        return record(app, before, waiting, true).await;
+        return record_turn(app, before, &delivery, None).await;
     }
     let deadline = Instant::now() + ATTEMPT_TIMEOUT + std::time::Duration::from_secs(1);
     let Some(tried) = try_once(
@@ -236,24 +246,112 @@ async fn take_turn(
     .await
     else {
         // No place among the endpoint's tries in flight: this try waits for the next slot.
-        let mut after = delivery;
-        after.slot += 1;
-        after.next_attempt_at = retry_delay(after.slot).map(|pause| app.clock.now() + pause);
-        if after.next_attempt_at.is_none() {
-            after.status = DeliveryStatus::Failed;
-        }
-        return record(app, before, after, true).await;
+        return record_turn(app, before, &delivery, None).await;
     };
-    let mut after = delivery;
-    after.slot += 1;
-    apply_try(&mut after, &tried.record, true);
     let succeeded = tried.record.succeeded();
-    record(app, before, after, true).await?;
+    record_turn(app, before, &delivery, Some(&tried.record)).await?;
     note_health(app, &organization_id, &endpoint, &tried.record).await?;
     if !succeeded {
         tracing::info!(endpoint = %endpoint.id, event_type = tried_type(body), outcome = %tried.record.failure(), "webhook delivery failed");
     }
     Ok(())
+}
+
+/// How often a record is written again after losing a race to another worker.
+const RECORD_RACES: usize = 10;
+
+/// Records scheduled try `slot + 1` of `delivery` — `attempt`, or `None` when no try was made
+/// (the drain will send it, or no place was free) — and makes the next try's schedule. Against
+/// the latest state: a concurrent probe or drain that wrote the delivery meanwhile does not
+/// make this try's record, or its next schedule, go missing; a try another worker already
+/// recorded (a duplicate schedule) is left alone.
+async fn record_turn(
+    app: &App,
+    before: Option<Loaded<Delivery>>,
+    delivery: &Delivery,
+    attempt: Option<&AttemptRecord>,
+) -> ApiResult<()> {
+    let table = app.store.as_ref();
+    let mut current = before;
+    for _ in 0..RECORD_RACES {
+        let mut after = current
+            .as_ref()
+            .map_or_else(|| delivery.clone(), |loaded| loaded.value.clone());
+        if after.status != DeliveryStatus::Pending || after.slot != delivery.slot {
+            return Ok(());
+        }
+        after.slot += 1;
+        match attempt {
+            Some(attempt) => apply_try(&mut after, attempt, true),
+            None => {
+                after.next_attempt_at = next_try_at(&after, app.clock.now());
+                if after.next_attempt_at.is_none() {
+                    after.status = DeliveryStatus::Failed;
+                }
+            }
+        }
+        match deliveries::save(table, current.as_ref(), &after, Vec::new()).await {
+            Ok(()) => {
+                schedule_next(app, &after).await;
+                return Ok(());
+            }
+            Err(StoreError::ConditionFailed) => {
+                current = deliveries::load(table, &delivery.organization_id, &delivery.id).await?;
+                if current.is_none() {
+                    return Ok(());
+                }
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    tracing::warn!(delivery = %delivery.id, "a try could not be recorded: the delivery kept changing");
+    Ok(())
+}
+
+/// Records a try outside the schedule (it uses none of the delivery's slots), against the
+/// latest state.
+async fn record_extra(
+    app: &App,
+    loaded: Loaded<Delivery>,
+    attempt: &AttemptRecord,
+) -> ApiResult<()> {
+    let table = app.store.as_ref();
+    let mut current = loaded;
+    for _ in 0..RECORD_RACES {
+        let mut after = current.value.clone();
+        apply_try(&mut after, attempt, false);
+        match deliveries::save(table, Some(&current), &after, Vec::new()).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::ConditionFailed) => {
+                match deliveries::load(table, &after.organization_id, &after.id).await? {
+                    Some(latest) => current = latest,
+                    None => return Ok(()),
+                }
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    tracing::warn!(delivery = %current.value.id, "a try could not be recorded: the delivery kept changing");
+    Ok(())
+}
+
+/// The schedule of a waiting delivery's next try (the retry entry covers one that cannot be
+/// made: the sweeper hands it over).
+async fn schedule_next(app: &App, delivery: &Delivery) {
+    if delivery.status != DeliveryStatus::Pending {
+        return;
+    }
+    let Some(at) = delivery.next_attempt_at else {
+        return;
+    };
+    let job = Job::Retry(RetryJob {
+        organization_id: delivery.organization_id.clone(),
+        delivery_id: delivery.id.clone(),
+        attempt: delivery.slot + 1,
+    });
+    if let Err(err) = app.scheduler.schedule(&job, at).await {
+        tracing::warn!(delivery = %delivery.id, %err, "could not schedule a retry; the sweeper will hand it over");
+    }
 }
 
 fn tried_type(body: &Bytes) -> String {
@@ -287,9 +385,7 @@ async fn try_again(
     else {
         return Ok(Some(false));
     };
-    let mut after = loaded.value.clone();
-    apply_try(&mut after, &tried.record, false);
-    record(app, Some(loaded), after, false).await?;
+    record_extra(app, loaded, &tried.record).await?;
     note_health(app, organization_id, endpoint, &tried.record).await?;
     Ok(Some(tried.record.succeeded()))
 }
@@ -309,10 +405,10 @@ fn apply_try(delivery: &mut Delivery, attempt: &AttemptRecord, scheduled: bool) 
         return;
     }
     if scheduled {
-        match retry_delay(delivery.slot) {
-            Some(pause) => {
+        match next_try_at(delivery, attempt.at) {
+            Some(at) => {
                 delivery.status = DeliveryStatus::Pending;
-                delivery.next_attempt_at = Some(attempt.at + pause);
+                delivery.next_attempt_at = Some(at);
             }
             None => {
                 delivery.status = DeliveryStatus::Failed;
@@ -322,40 +418,6 @@ fn apply_try(delivery: &mut Delivery, attempt: &AttemptRecord, scheduled: bool) 
     } else if delivery.status != DeliveryStatus::Pending {
         delivery.status = DeliveryStatus::Failed;
     }
-}
-
-/// Saves a delivery after a try and, when a scheduled try set the next one, makes its
-/// schedule (the retry entry covers a schedule that cannot be made). A concurrent record of
-/// the same delivery (a drain and a retry at once) wins: this one's try is logged by neither
-/// — the receiver got it all the same, with the same `webhook-id`.
-async fn record(
-    app: &App,
-    before: Option<Loaded<Delivery>>,
-    after: Delivery,
-    scheduled: bool,
-) -> ApiResult<()> {
-    match deliveries::save(app.store.as_ref(), before.as_ref(), &after, Vec::new()).await {
-        Ok(()) => {}
-        Err(StoreError::ConditionFailed) => {
-            tracing::info!(delivery = %after.id, "a delivery was recorded by another worker meanwhile");
-            return Ok(());
-        }
-        Err(err) => return Err(err.into()),
-    }
-    if scheduled
-        && after.status == DeliveryStatus::Pending
-        && let Some(at) = after.next_attempt_at
-    {
-        let job = Job::Retry(RetryJob {
-            organization_id: after.organization_id.clone(),
-            delivery_id: after.id.clone(),
-            attempt: after.slot + 1,
-        });
-        if let Err(err) = app.scheduler.schedule(&job, at).await {
-            tracing::warn!(delivery = %after.id, %err, "could not schedule a retry; the sweeper will hand it over");
-        }
-    }
-    Ok(())
 }
 
 /// Keeps an endpoint's health after a try: its first failure starts the clock; a failure 3
