@@ -2,6 +2,8 @@
 //! organization per test (so tests never see each other's data), and a small HTTP client.
 #![allow(dead_code)]
 
+pub mod counting;
+pub mod fixtures;
 pub mod receiver;
 pub mod wiring;
 
