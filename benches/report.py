@@ -170,17 +170,19 @@ def render(load) -> str:
 
         # -------------------------------------------------------------- targets
         w("## Targets of issue 8\n")
+        measured_size = {arch: len([1 for (_, _, a) in worst_size if a == arch]) for arch in ("arm64", "x86_64")}
         if worst_size:
             over = [x for x in worst_size if x[0] > 1.2]
             top = max(worst_size)
-            w(f"- **Size ≤ 1.2× the floor of the same job**: {met(not over)}. "
+            w(f"- **Size ≤ 1.2× the floor of the same job** (measured: arm64 {measured_size['arm64']} and x86_64 "
+              f"{measured_size['x86_64']} of {len(sd['floor_of'])} functions): {met(not over)}. "
               + (f"{len(over)} of {len(worst_size)} function×arch builds are over; the worst is `{top[1]}` ({top[2]}) at {top[0]:.2f}×, "
                  f"the best {min(worst_size)[0]:.2f}× (`{min(worst_size)[1]}`, {min(worst_size)[2]}). See *What is linked* for why."
                  if over else f"worst {top[0]:.2f}× (`{top[1]}`, {top[2]})."))
         if worst_cold:
             over = [x for x in worst_cold if x[0] > 1.2]
             top = max(worst_cold)
-            w(f"- **Cold start ≤ 1.2× the floor, same run**: {met(not over)}. "
+            w(f"- **Cold start ≤ 1.2× the floor, same run** (measured: {len(worst_cold)} of {len(sd['floor_of'])} functions): {met(not over)}. "
               + (f"{len(over)} of {len(worst_cold)} over; worst `{top[1]}` at {top[0]:.2f}×; median ratio {statistics.median(x[0] for x in worst_cold):.2f}."
                  if over else f"worst `{top[1]}` at {top[0]:.2f}×; median ratio {statistics.median(x[0] for x in worst_cold):.2f}."))
     if build:
@@ -201,6 +203,11 @@ def render(load) -> str:
         w(f"- **List pages: identical reads at 100 and 10,000 items**: {met(True)} (the scale test passed: in memory 100 vs 10,000; "
           "on DynamoDB 25 vs 250; see *Scale*).")
     w("")
+
+    missing = [name for name, r in (("load (wrk)", wrk), ("bloat (`--bloat`)", bloat), ("profile experiment (`--profile-experiment`)", load("profile")),
+                                    ("warm (Criterion)", warm), ("cold start", cold), ("build time (`--build-time`)", build)) if not r]
+    if missing:
+        w("Parts with no results yet (the command has them; they were not run on this machine so far): " + ", ".join(missing) + ".\n")
 
     # ------------------------------------------------------------------ details
     if size:
@@ -255,7 +262,10 @@ def render(load) -> str:
         w(f"Measured {build['date']}: `cargo lambda build --release --arm64 --workspace --exclude …` of all {build['data']['functions']} "
           "functions from an empty `CARGO_TARGET_DIR` (a separate one, deleted afterwards), wall clock, once. "
           f"**{build['data']['seconds'] / 60:.1f} min**. The machine was shared (other engineers' builds and tests, and this "
-          "run's own test builds at `nice 19`), so this is an upper bound for an idle machine.\n")
+          "run's own test builds), so this is an upper bound for an idle machine."
+          + (f" {build['data']['note']}." if build['data'].get('note') else "")
+          + (f" CPU time (user + system) of the build: {build['data']['cpu_seconds'] / 60:.0f} min." if build['data'].get('cpu_seconds') else "")
+          + "\n")
 
     if cold:
         cd = cold["data"]
@@ -273,6 +283,8 @@ def render(load) -> str:
           "refuses loopback targets, and nothing else is reachable), so `dispatch` and `callback-dispatch` end as `failed` "
           "(NO_DISPATCH_TARGET) after the same store calls, and their floors skip the POST (but link the HTTPS client); the "
           "sweeper finds nothing overdue (its 8 shard queries only).\n")
+        if cd.get("not_measured"):
+            w(f"Not measured in this run (no x86_64 build of the function or its floor): {', '.join(f'`{f}`' for f in cd['not_measured'])}.\n")
         w("| binary | median ms | p90 ms | min | max | floor plan (FLOOR_PLAN) |")
         w("|---|---|---|---|---|---|")
         for label, s in sorted(cd["summary"].items()):
