@@ -145,7 +145,7 @@ def render(load) -> str:
                     cells += [mib(f["zipped"]), mib(fl["zipped"]), ratio(f["zipped"], fl["zipped"])]
                     worst_size.append((f["zipped"] / fl["zipped"], function, arch))
                 else:
-                    cells += ["–", "–", "–"]
+                    cells += [mib(f["zipped"]) if f else "–", "–", "–"]
             c, fc = cs.get(function), cs.get(f"floor:{function}")
             if c and fc:
                 cells += [f"{c['median']:.1f} / {c['p90']:.1f}", f"{fc['median']:.1f} / {fc['p90']:.1f}", ratio(c["median"], fc["median"])]
