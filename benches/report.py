@@ -371,8 +371,10 @@ def render(load) -> str:
         w(f"| **total (warm invocations)** | **{d['total_warm']:.2f}** |")
         w(f"| total if every invocation were a cold start (upper bound) | {d['total_all_cold']:.2f} |")
         w("\nWarm billed duration = the route's warm in-process p50 + 5 ms per AWS call (+100 ms for the customer's endpoint "
-          "to answer each POST, in dispatch), rounded up to 1 ms. Requests, not compute, dominate: API Gateway and the "
-          "two Lambda requests per API call (authorizer + route) are most of it.\n")
+          "to answer each POST, in dispatch), rounded up to 1 ms. The largest item is "
+          + max(((k, v) for k, v in d["per_million"].items() if k != "lambda_duration_cold"), key=lambda kv: kv[1])[0].replace("_", " ")
+          + ": callback writes are transactions of 10–11 items (the callback, its due entry, its list entries), "
+          "each item billed twice in a transaction, and a callback is written three times (create, take, record).\n")
     findings = Path(__file__).with_name("findings.md")
     if findings.exists():
         w(findings.read_text())
