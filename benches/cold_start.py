@@ -10,13 +10,12 @@ binary named, all in the same run.
         target/release/flow-get target/release/authorizer
 
 The functions need their environment (tables, signing key, ...); point AWS_ENDPOINT_URL at the
-emulator (scripts/emulator start) so nothing leaves the machine.
+emulator (scripts/emulator start) so nothing leaves the machine. benches/run uses this module
+for every function, its floor, and the Python and Node versions of flow-get.
 """
 
 import argparse
-import json
 import os
-import socket
 import statistics
 import subprocess
 import threading
@@ -24,17 +23,27 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:  # a killed sandbox resets its connection
+        pass
+
+
 class RuntimeApi:
-    """Serves one invocation of `event`, then records when the answer arrives."""
+    """Serves one invocation of `event`, then records when (and what) the answer arrives."""
 
     def __init__(self, event: bytes) -> None:
         self.event = event
         self.answered = threading.Event()
         self.answer_at = 0.0
         self.status = ""
+        self.body = b""
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_GET(self) -> None:
                 if self.path.endswith("/invocation/next"):
                     if api.answered.is_set():
@@ -48,13 +57,19 @@ class RuntimeApi:
                     self.send_header("Content-Length", str(len(api.event)))
                     self.end_headers()
                     self.wfile.write(api.event)
+                else:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length) if length else b""
-                api.status = "error" if "/error" in self.path else "ok"
-                if api.status == "error":
-                    api.status = "error: " + body.decode(errors="replace")[:200]
+                if "/init/error" in self.path or "/error" in self.path:
+                    api.status = "error: " + body.decode(errors="replace")[:300]
+                else:
+                    api.status = "ok"
+                api.body = body
                 api.answer_at = time.perf_counter()
                 self.send_response(202)
                 self.send_header("Content-Length", "0")
@@ -64,7 +79,7 @@ class RuntimeApi:
             def log_message(self, *_: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
@@ -73,22 +88,35 @@ class RuntimeApi:
         return f"{host}:{port}"
 
 
-def cold_start(binary: str, event: bytes) -> float:
+def invoke(command: list[str] | str, event: bytes, env: dict[str, str] | None = None, timeout: float = 30) -> tuple[float, bytes]:
+    """Starts `command` as a fresh sandbox, hands it `event`; answers (ms to its answer, answer)."""
     api = RuntimeApi(event)
-    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=api.address, AWS_LAMBDA_FUNCTION_NAME="bench",
-               AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", AWS_LAMBDA_FUNCTION_VERSION="$LATEST")
+    command = [command] if isinstance(command, str) else command
+    env = dict(env if env is not None else os.environ)
+    env.update(AWS_LAMBDA_RUNTIME_API=api.address, AWS_LAMBDA_FUNCTION_NAME="bench",
+               AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+               AWS_LAMBDA_LOG_STREAM_NAME="bench", AWS_LAMBDA_LOG_GROUP_NAME="bench")
+    if "AWS_REGION" in env:  # Lambda sets both
+        env.setdefault("AWS_DEFAULT_REGION", env["AWS_REGION"])
     started = time.perf_counter()
-    process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        if not api.answered.wait(30):
-            raise RuntimeError(f"{binary}: no answer within 30 s: {process.stderr.read(2000) if process.poll() is not None else ''}")
+        if not api.answered.wait(timeout):
+            stderr = process.stderr.read(3000).decode(errors="replace") if process.poll() is not None else ""
+            raise RuntimeError(f"{command[-1]}: no answer within {timeout} s {stderr}")
         if api.status != "ok":
-            raise RuntimeError(f"{binary}: {api.status}")
-        return (api.answer_at - started) * 1000
+            raise RuntimeError(f"{command[-1]}: {api.status}")
+        return (api.answer_at - started) * 1000, api.body
     finally:
         process.kill()
         process.wait()
+        process.stderr.close()
         api.server.shutdown()
+        api.server.server_close()
+
+
+def cold_start(binary: str, event: bytes) -> float:
+    return invoke(binary, event)[0]
 
 
 def main() -> None:
@@ -98,12 +126,13 @@ def main() -> None:
     parser.add_argument("binaries", nargs="+")
     args = parser.parse_args()
     events = args.event * len(args.binaries) if len(args.event) == 1 else args.event
-    results = {}
-    for binary, event_file in zip(args.binaries, events):
-        event = open(event_file, "rb").read()
+    results: dict[str, list[float]] = {binary: [] for binary in args.binaries}
+    loaded = {binary: open(event_file, "rb").read() for binary, event_file in zip(args.binaries, events)}
+    for binary, event in loaded.items():
         cold_start(binary, event)  # warm the page cache: measure process start, not disk
-        times = [cold_start(binary, event) for _ in range(args.runs)]
-        results[binary] = times
+    for _ in range(args.runs):  # interleaved: a busy moment hits every binary alike
+        for binary, event in loaded.items():
+            results[binary].append(cold_start(binary, event))
     baseline = statistics.median(results[args.binaries[0]])
     print(f"{'binary':40} {'size MiB':>9} {'median ms':>10} {'min':>7} {'max':>7} {'ratio':>6}")
     for binary, times in results.items():

@@ -7,14 +7,19 @@ use std::collections::BTreeSet;
 
 use common::{Backend, TestServer};
 use flowline_core::routes::{Access, ROUTES};
+use flowline_core::webhooks::deliveries::{DeliveryStatus, DeliveryView};
+use flowline_core::webhooks::delivery::AttemptRecord;
+use flowline_core::webhooks::{EVENT_TYPES, Endpoint, EndpointStatus, EndpointView, EventType};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const DOCUMENT: &str = include_str!("../openapi.yaml");
 const ERROR_SCHEMA: &str = "#/components/schemas/Error";
 const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "patch", "options", "head", "trace",
 ];
+/// The Standard Webhooks headers of every delivery.
+const DELIVERY_HEADERS: [&str; 3] = ["webhook-id", "webhook-timestamp", "webhook-signature"];
 
 fn document() -> Value {
     serde_yaml_ng::from_str(DOCUMENT).expect("openapi.yaml parses")
@@ -347,5 +352,180 @@ fn every_keyed_operation_declares_400() {
                 "{method} {path} declares no 400"
             );
         }
+    }
+}
+
+/// The keys of a JSON object.
+fn keys_of(value: &Value) -> BTreeSet<String> {
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("{value} is no object"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// A schema's property names, and what it requires.
+fn properties_and_required(schema: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
+    let required = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    (keys_of(&schema["properties"]), required)
+}
+
+#[test]
+fn the_event_type_schema_lists_exactly_the_event_types() {
+    let document = document();
+    let listed: Vec<&str> = document["components"]["schemas"]["EventType"]["enum"]
+        .as_array()
+        .expect("an enum")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(listed, EVENT_TYPES);
+}
+
+#[test]
+fn the_webhooks_section_describes_exactly_the_event_types() {
+    let document = document();
+    let webhooks = document["webhooks"]
+        .as_object()
+        .expect("a `webhooks` section");
+    let described: BTreeSet<&str> = webhooks.keys().map(String::as_str).collect();
+    let sent: BTreeSet<&str> = EVENT_TYPES.iter().copied().collect();
+    assert_eq!(described, sent, "one entry per event type, named after it");
+    for (event_type, item) in webhooks {
+        let operation = &item["post"];
+        assert!(operation.is_object(), "{event_type}: a POST");
+        let headers: BTreeSet<&str> = operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|parameter| dereference(&document, parameter))
+            .filter(|parameter| parameter["in"] == "header" && parameter["required"] == true)
+            .filter_map(|parameter| parameter["name"].as_str())
+            .collect();
+        assert_eq!(
+            headers,
+            BTreeSet::from(DELIVERY_HEADERS),
+            "{event_type}: the Standard Webhooks headers, each required"
+        );
+        let content = &operation["requestBody"]["content"]["application/json"];
+        let body = dereference(&document, &content["schema"]);
+        let type_schema = dereference(&document, &body["properties"]["type"]);
+        let only = type_schema
+            .get("const")
+            .or_else(|| match type_schema["enum"].as_array() {
+                Some(values) if values.len() == 1 => values.first(),
+                _ => None,
+            });
+        assert_eq!(
+            only.and_then(Value::as_str),
+            Some(event_type.as_str()),
+            "{event_type}: the body's `type` is this type and no other"
+        );
+        let (properties, required) = properties_and_required(body);
+        let event = BTreeSet::from(["id", "type", "created_at", "data"].map(str::to_owned));
+        assert_eq!(
+            (&properties, &required),
+            (&event, &event),
+            "{event_type}: the body is an event"
+        );
+        let examples = content["examples"].as_object().expect("examples");
+        assert!(!examples.is_empty(), "{event_type}: an example");
+        for (name, example) in examples {
+            let value = &dereference(&document, example)["value"];
+            assert_eq!(value["type"], event_type.as_str(), "{event_type} {name}");
+            assert_eq!(keys_of(value), event, "{event_type} {name}: an event");
+        }
+        assert!(
+            operation["responses"]
+                .as_object()
+                .is_some_and(|responses| responses.keys().any(|status| status.starts_with('2'))),
+            "{event_type}: what a receiver answers to accept it"
+        );
+    }
+    let dispatch = &webhooks["callback.dispatch"]["post"]["responses"]["200"];
+    let answer = dereference(
+        &document,
+        &dispatch["content"]["application/json"]["schema"],
+    );
+    assert!(
+        answer["properties"]["session_id"].is_object(),
+        "a receiver of callback.dispatch may answer its session_id"
+    );
+}
+
+fn a_timestamp() -> jiff::Timestamp {
+    flowline_core::time::parse_timestamp("2026-11-21T14:15:22.123Z").expect("a timestamp")
+}
+
+#[test]
+fn the_delivery_schemas_have_exactly_the_fields_of_a_delivery() {
+    let document = document();
+    let schema = |name: &str| properties_and_required(&document["components"]["schemas"][name]);
+    let view = DeliveryView {
+        id: "del_00VbcK9ge7Kq2Lm4Np6Rs8T".to_owned(),
+        endpoint_id: "we_1bKq9Xz3Lb4Ns6Tu8Wx0Za2".to_owned(),
+        event_id: "evt_00VbcK9ge5Hk8Jm1Pq3Rt5V".to_owned(),
+        event_type: EventType::CallbackFailed,
+        status: DeliveryStatus::Pending,
+        attempts: vec![AttemptRecord {
+            at: a_timestamp(),
+            status_code: Some(503),
+            error: Some("HTTP 503".to_owned()),
+            duration_ms: 212,
+        }],
+        next_attempt_at: Some(a_timestamp()),
+        created_at: a_timestamp(),
+        payload: None,
+    };
+    let listed = serde_json::to_value(&view).expect("serializes");
+    let fields = keys_of(&listed);
+    assert_eq!(schema("Delivery"), (fields.clone(), fields), "Delivery");
+    let attempt = keys_of(&listed["attempts"][0]);
+    assert_eq!(
+        schema("DeliveryAttempt"),
+        (attempt.clone(), attempt),
+        "DeliveryAttempt"
+    );
+    let one = DeliveryView {
+        payload: Some(json!({"id": "evt_00VbcK9ge5Hk8Jm1Pq3Rt5V", "type": "callback.failed"})),
+        ..view
+    };
+    let fields = keys_of(&serde_json::to_value(&one).expect("serializes"));
+    assert_eq!(
+        schema("DeliveryWithPayload"),
+        (fields.clone(), fields),
+        "DeliveryWithPayload"
+    );
+}
+
+#[test]
+fn the_endpoint_schemas_have_exactly_the_fields_of_an_endpoint() {
+    let document = document();
+    let schema = |name: &str| properties_and_required(&document["components"]["schemas"][name]);
+    let endpoint = Endpoint {
+        id: "we_1bKq9Xz3Lb4Ns6Tu8Wx0Za2".to_owned(),
+        url: "https://agents.example.com/dispatch".to_owned(),
+        events: vec![EventType::CallbackDispatch],
+        status: EndpointStatus::Disabled,
+        description: None,
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw4wU6uQmCCzs=".to_owned(),
+        disabled_reason: None,
+        failing_since: None,
+        previous_secret: None,
+        previous_secret_until: None,
+        created_at: a_timestamp(),
+        updated_at: a_timestamp(),
+    };
+    for (name, show_secret) in [("WebhookEndpoint", false), ("NewWebhookEndpoint", true)] {
+        let shown = EndpointView::new(endpoint.clone(), show_secret);
+        let fields = keys_of(&serde_json::to_value(&shown).expect("serializes"));
+        assert_eq!(schema(name), (fields.clone(), fields), "{name}");
     }
 }

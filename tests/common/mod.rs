@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod clock;
+pub mod counting;
 pub mod faults;
+pub mod fixtures;
 pub mod load;
 pub mod receiver;
 pub mod recording_sender;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use flowline_core::App;
 use flowline_core::config::Config;
 use flowline_core::scheduler::in_process::InProcessScheduler;
+use flowline_core::scheduler::{DispatchInvoker, Scheduler};
 use flowline_core::store::Table;
 use flowline_core::store::memory::MemoryTable;
 use flowline_core::time::Clock;
@@ -39,6 +40,10 @@ pub struct Rig {
     keys: Arc<dyn Table>,
     clock: Arc<dyn Clock>,
     timers: Arc<InProcessScheduler>,
+    /// What a function that wires the scheduler (the invoker) gets: the timers, unless a test
+    /// put something in front of them ([`Rig::with_ports`]).
+    scheduler: Arc<dyn Scheduler>,
+    invoker: Arc<dyn DispatchInvoker>,
     sender: Arc<dyn WebhookSender>,
     config: Config,
     signing_key: Vec<u8>,
@@ -54,8 +59,26 @@ impl Rig {
         config: Config,
         signing_key: &[u8],
     ) -> Self {
-        let store: Arc<dyn Table> = Arc::new(MemoryTable::new());
-        let keys: Arc<dyn Table> = Arc::new(MemoryTable::new());
+        Self::on_tables(
+            Arc::new(MemoryTable::new()),
+            Arc::new(MemoryTable::new()),
+            clock,
+            sender,
+            config,
+            signing_key,
+        )
+    }
+
+    /// The same on tables of the test's choosing (e.g. DynamoDB on the emulator, or tables
+    /// that count their calls).
+    pub fn on_tables(
+        store: Arc<dyn Table>,
+        keys: Arc<dyn Table>,
+        clock: Arc<dyn Clock>,
+        sender: Arc<dyn WebhookSender>,
+        config: Config,
+        signing_key: &[u8],
+    ) -> Self {
         let timers = Arc::new(InProcessScheduler::new(clock.clone()));
         let full = App::builder(store.clone(), keys.clone(), config.clone())
             .clock(clock.clone())
@@ -67,12 +90,26 @@ impl Rig {
             store,
             keys,
             clock,
+            scheduler: timers.clone(),
+            invoker: timers.clone(),
             timers,
             sender,
             config,
             signing_key: signing_key.to_vec(),
             full,
         }
+    }
+
+    /// Puts `scheduler` and `invoker` where the functions that wire them get the timers (the
+    /// full application keeps the timers).
+    pub fn with_ports(
+        mut self,
+        scheduler: Arc<dyn Scheduler>,
+        invoker: Arc<dyn DispatchInvoker>,
+    ) -> Self {
+        self.scheduler = scheduler;
+        self.invoker = invoker;
+        self
     }
 
     /// The application `function`'s `main` builds: the shared tables and clock, and only the
@@ -85,10 +122,10 @@ impl Rig {
             builder = builder.signing_key(&self.signing_key);
         }
         if wired.contains("with_scheduler") {
-            builder = builder.scheduler(self.timers.clone());
+            builder = builder.scheduler(self.scheduler.clone());
         }
         if wired.contains("with_dispatch_invoker") {
-            builder = builder.invoker(self.timers.clone());
+            builder = builder.invoker(self.invoker.clone());
         }
         if wired.contains("with_webhooks") {
             builder = builder.sender(self.sender.clone());
