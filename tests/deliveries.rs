@@ -898,3 +898,179 @@ on_every_store!(
     a_rotated_secret_signs_alongside_the_old_one_for_a_day,
     the_log_pages_filters_and_keeps_organizations_apart,
 );
+
+// --- the stream ------------------------------------------------------------------------------
+
+/// A table whose query of one partition fails once, as DynamoDB does under throttling.
+struct QueryFailsOnce {
+    inner: Arc<dyn flowline_core::store::Table>,
+    partition: std::sync::Mutex<Option<String>>,
+}
+
+#[async_trait::async_trait]
+impl flowline_core::store::Table for QueryFailsOnce {
+    async fn get(
+        &self,
+        key: &flowline_core::store::Key,
+    ) -> Result<Option<flowline_core::store::Item>, flowline_core::store::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn get_many(
+        &self,
+        keys: &[flowline_core::store::Key],
+    ) -> Result<Vec<Option<flowline_core::store::Item>>, flowline_core::store::StoreError> {
+        self.inner.get_many(keys).await
+    }
+    async fn query(
+        &self,
+        query: &Query,
+    ) -> Result<Vec<flowline_core::store::Item>, flowline_core::store::StoreError> {
+        let hit = {
+            let mut partition = self.partition.lock().unwrap();
+            let hit = partition.as_deref() == Some(query.pk.as_str());
+            if hit {
+                *partition = None;
+            }
+            hit
+        };
+        if hit {
+            return Err(flowline_core::store::StoreError::Unavailable(
+                "injected: throughput exceeded".to_owned(),
+            ));
+        }
+        self.inner.query(query).await
+    }
+    async fn write(
+        &self,
+        writes: Vec<flowline_core::store::Write>,
+    ) -> Result<(), flowline_core::store::StoreError> {
+        self.inner.write(writes).await
+    }
+    async fn increment(
+        &self,
+        key: &flowline_core::store::Key,
+        delta: i64,
+        expires_at: Option<i64>,
+    ) -> Result<i64, flowline_core::store::StoreError> {
+        self.inner.increment(key, delta, expires_at).await
+    }
+}
+
+/// A JSON value in DynamoDB's attribute format (what a stream record's image holds).
+fn attribute(value: &Value) -> Value {
+    match value {
+        Value::Null => json!({"NULL": true}),
+        Value::Bool(b) => json!({"BOOL": b}),
+        Value::Number(n) => json!({"N": n.to_string()}),
+        Value::String(s) => json!({"S": s}),
+        Value::Array(items) => json!({"L": items.iter().map(attribute).collect::<Vec<_>>()}),
+        Value::Object(fields) => json!({"M": fields
+            .iter()
+            .map(|(name, value)| (name.clone(), attribute(value)))
+            .collect::<serde_json::Map<_, _>>()}),
+    }
+}
+
+/// The stream record of an item's write, with sequence number `sequence`.
+fn stream_record(item: &flowline_core::store::Item, sequence: u64) -> Value {
+    let keys = json!({"pk": {"S": item.key.pk}, "sk": {"S": item.key.sk}});
+    let mut image = keys.as_object().unwrap().clone();
+    image.insert("rev".to_owned(), json!({"N": item.rev.to_string()}));
+    image.insert("doc".to_owned(), attribute(&item.doc));
+    json!({
+        "eventID": format!("event-{sequence}"),
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1_795_270_554,
+            "Keys": keys,
+            "NewImage": image,
+            "SequenceNumber": sequence.to_string(),
+            "SizeBytes": 512,
+            "StreamViewType": "NEW_IMAGE",
+        },
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/flowline-test/stream/x",
+    })
+}
+
+/// A batch whose middle record fails (the store throttles its subscribers' read) reports that
+/// record alone; Lambda retries the batch from it, and the record before it, which succeeded,
+/// is not handed out again — nor is the one after it sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_batch_that_half_fails_is_retried_without_resending_what_succeeded() {
+    let (store, keys) = common::tables(Backend::Memory).await;
+    let table = Arc::new(QueryFailsOnce {
+        inner: store,
+        partition: std::sync::Mutex::new(None),
+    });
+    let clock = Arc::new(TestClock::default());
+    let config = Config {
+        public_base_url: "http://flowline.test".to_owned(),
+        allow_private_targets: true,
+        request_budget: flowline_core::deadline::HTTP_BUDGET,
+        limits: common::UNLIMITED,
+    };
+    let app = App::builder(table.clone(), keys, config)
+        .scheduler(Arc::new(FaultyScheduler::default()))
+        .sender(Arc::new(HttpSender::new(true)))
+        .clock(clock.clone())
+        .signing_key(common::SIGNING_KEY)
+        .build();
+    let server = TestServer::serve(app, Backend::Memory, clock).await;
+    // No relay: the batch below is what reads the outbox.
+    server.relay.abort();
+
+    // Three organizations, an endpoint each, and an event each in the outbox.
+    let mut records = Vec::new();
+    let mut receivers = Vec::new();
+    let mut orgs = Vec::new();
+    for sequence in 1..=3u64 {
+        let org = server.org().await;
+        let receiver = Receiver::start().await;
+        subscribe(&org, &receiver, &["flow.published"]).await;
+        let write = outbox::event(
+            &org.id,
+            flowline_core::webhooks::EventType::FlowPublished,
+            json!({"flow": {"slug": format!("flow_{sequence:012}")}}),
+            server.clock.now(),
+        )
+        .unwrap();
+        server.app.store.write(vec![write.clone()]).await.unwrap();
+        let item = server.app.store.get(write.key()).await.unwrap().unwrap();
+        records.push(stream_record(&item, sequence * 100));
+        receivers.push(receiver);
+        orgs.push(org);
+    }
+    *table.partition.lock().unwrap() = Some(format!("ORG#{}#WEBHOOKS", orgs[1].id));
+    let batch = |records: &[Value]| -> flowline_lambda::stream::StreamBatch {
+        serde_json::from_value(json!({ "Records": records })).expect("a stream batch")
+    };
+
+    let answer = deliver::handle(&server.app, batch(&records)).await.unwrap();
+    let failed: Vec<_> = answer
+        .batch_item_failures
+        .iter()
+        .map(|failure| failure.item_identifier.clone().unwrap())
+        .collect();
+    assert_eq!(failed, ["200"], "only the middle record failed");
+    let counts = || {
+        receivers
+            .iter()
+            .map(|r| r.deliveries().len())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(counts(), [1, 0, 1]);
+
+    // Lambda's retry: from the first failed record to the end of the batch.
+    let again = deliver::handle(&server.app, batch(&records[1..]))
+        .await
+        .unwrap();
+    assert!(again.batch_item_failures.is_empty(), "{again:?}");
+    assert_eq!(counts(), [1, 1, 1], "each event once");
+    // And the whole batch once more (a duplicate invocation): nothing is sent twice.
+    let once_more = deliver::handle(&server.app, batch(&records)).await.unwrap();
+    assert!(once_more.batch_item_failures.is_empty());
+    assert_eq!(counts(), [1, 1, 1]);
+}
