@@ -297,7 +297,8 @@ def render(load) -> str:
         w(f"Measured {costs['date']} by `tests/costs.rs` (in CI: `cargo test --test costs`): every function once on its "
           "fixture, wired as its `main` wires it, with the store wrapped in `MeteredTable` and counting scheduler, invoker and "
           "sender ports; on the in-memory store and on DynamoDB (emulator) — both see exactly the same calls (the test checks). "
-          "The test fails when a route exceeds its budget or reads an item it has itself just written. Capacity units are an "
+          "The test fails when a function makes more or fewer calls than its budget (a budget is exact, and `EXCESS:` names "
+          "what the code does that it need not) or reads an item it has itself just written. Capacity units are an "
           "**estimate** from item sizes (the JSON size of each item's document plus its keys; strongly consistent reads: 1 RCU "
           "per 4 KB per item, a Query's items summed; writes 1 WCU per KB per item, doubled in a transaction; reads of missing "
           "items 1 RCU): the ConsumedCapacity the counting proxy will report should replace it.\n")
@@ -309,7 +310,7 @@ def render(load) -> str:
 
     if scale:
         w("## Scale: reads per list page\n")
-        w(f"Measured {scale['date']} by `tests/scale.rs` (in CI). Each list route's fixture page and the page after it, with "
+        w(f"Measured {scale['date']} by `tests/list_scale.rs` (in CI). Each list route's fixture page and the page after it, with "
           "the table holding a small and a large number of flows, callbacks, endpoints, versions and trigger URLs (made "
           "through the API). Calls and items read are `MeteredTable`'s; they must be identical, and were.\n")
         w("| list | store | items | page 1 | page 2 |")

@@ -87,9 +87,17 @@ impl World {
             .build()
             .expect("a runtime");
         let clock = Arc::new(ManualClock::new(recorded_at("callback-create")));
+        // No request budgets: a benchmark makes more requests a second than any organization.
+        let unlimited = flowline_core::ratelimit::Limits {
+            organization: flowline_core::ratelimit::Limit::new(1e9, 1e9),
+            trigger: flowline_core::ratelimit::Limit::new(1e9, 1e9),
+            bad_signature: flowline_core::ratelimit::Limit::new(1e9, 1e9),
+        };
         let config = Config {
             public_base_url: "https://api.flowline.example.com".to_owned(),
             allow_private_targets: true,
+            request_budget: flowline_core::deadline::HTTP_BUDGET,
+            limits: unlimited,
         };
         // The in-process timers need the runtime to exist when they are made.
         let rig =

@@ -75,25 +75,27 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Counts schedule operations, then does them on `inner`.
+/// Counts schedule operations and arms nothing: in the cloud EventBridge Scheduler fires a
+/// schedule into the `dispatch` function, elsewhere and later (measured as a function of its
+/// own, with the test playing the scheduler). A timer in this process would fire as soon as
+/// the test moves its clock, and its work would be counted against whatever was measured then.
 pub struct CountingScheduler {
-    pub inner: Arc<dyn Scheduler>,
     pub counters: Arc<PortCounters>,
 }
 
 #[async_trait]
 impl Scheduler for CountingScheduler {
-    async fn schedule(&self, job: &Job, at: Timestamp) -> Result<(), SchedulerError> {
+    async fn schedule(&self, _: &Job, _: Timestamp) -> Result<(), SchedulerError> {
         bump(&self.counters.schedule);
-        self.inner.schedule(job, at).await
+        Ok(())
     }
-    async fn reschedule(&self, job: &Job, at: Timestamp) -> Result<(), SchedulerError> {
+    async fn reschedule(&self, _: &Job, _: Timestamp) -> Result<(), SchedulerError> {
         bump(&self.counters.reschedule);
-        self.inner.reschedule(job, at).await
+        Ok(())
     }
-    async fn unschedule(&self, callback_id: &str) -> Result<(), SchedulerError> {
+    async fn unschedule(&self, _: &str) -> Result<(), SchedulerError> {
         bump(&self.counters.unschedule);
-        self.inner.unschedule(callback_id).await
+        Ok(())
     }
 }
 
