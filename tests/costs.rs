@@ -287,15 +287,14 @@ fn budget(function: &str) -> (Budget, &'static str) {
         ),
         "webhook-delete" => (
             Budget {
-                get: 3,
+                get: 2,
                 write: 1,
                 transactions: 1,
                 write_items: 2,
                 ..NOTHING
             },
             "the endpoint and the count; one transaction: the endpoint deleted on its revision, \
-             the count. EXCESS: the endpoint is read twice, before and inside the retry loop \
-             (shared/src/webhooks/mod.rs:480, :482; get 2 would do)",
+             the count",
         ),
         "webhook-deliveries-list" => (
             Budget {
@@ -382,7 +381,7 @@ fn budget(function: &str) -> (Budget, &'static str) {
         ),
         "callback-dispatch" => (
             Budget {
-                get: 4,
+                get: 3,
                 query: 1,
                 write: 4,
                 transactions: 3,
@@ -395,14 +394,13 @@ fn budget(function: &str) -> (Budget, &'static str) {
              the lease's end); DeleteSchedule; flow head and pinned version; the endpoints \
              (Query); POST callback.dispatch to the first, which takes it; record the outcome \
              (one transaction: callback, due entry deleted, 4 list entries moved, \
-             callback.dispatched); log the delivery (the event, then the delivery: GetItem and \
-             one transaction). EXCESS: the delivery is read before it is written, though a new \
-             event id cannot have one yet (only a dispatch taken over after its lease keeps its \
-             event; shared/src/webhooks/worker.rs:583; get 3 would do)",
+             callback.dispatched); log the delivery (the event, then the delivery in one \
+             transaction, written as new: only a dispatch taken over after its lease finds one \
+             and reads it)",
         ),
         "dispatch" => (
             Budget {
-                get: 4,
+                get: 3,
                 query: 1,
                 write: 4,
                 transactions: 3,
@@ -410,8 +408,7 @@ fn budget(function: &str) -> (Budget, &'static str) {
                 post: 1,
                 ..NOTHING
             },
-            "as callback-dispatch without DeleteSchedule (a fired schedule deletes itself). \
-             EXCESS: as callback-dispatch's",
+            "as callback-dispatch without DeleteSchedule (a fired schedule deletes itself)",
         ),
         "sweeper" => (
             Budget {

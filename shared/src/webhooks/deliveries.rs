@@ -453,8 +453,8 @@ pub async fn redeliver(
     id: &str,
 ) -> ApiResult<DeliveryView> {
     let endpoint = endpoint_of(app, caller, endpoint_id).await?;
-    check_enabled(&endpoint)?;
     let delivery = delivery_of(app, caller, endpoint_id, id).await?.value;
+    check_enabled(&endpoint)?;
     let queued = outbox::redelivery(
         &caller.organization_id,
         endpoint_id,
@@ -485,6 +485,12 @@ pub async fn recover(
     let until = fields.timestamp("until").into_option();
     let mut problems = fields.into_problems();
     if let Some(since) = since {
+        if since > now {
+            problems.push(crate::error::FieldProblem::new(
+                "since",
+                "must not be in the future",
+            ));
+        }
         if since < now - RETENTION {
             problems.push(crate::error::FieldProblem::new(
                 "since",

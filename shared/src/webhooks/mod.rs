@@ -477,12 +477,15 @@ pub async fn update(
 
 pub async fn delete(app: &App, caller: &Caller, id: &str) -> ApiResult<String> {
     let organization_id = &caller.organization_id;
-    load(app, organization_id, id).await?;
+    let tries = &std::sync::atomic::AtomicU32::new(0);
     optimistic(move || async move {
+        let first = tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
         let (_, rev) = match load(app, organization_id, id).await {
             Ok(found) => found,
-            // Deleted meanwhile (or never there, which `load` answered the first time).
-            Err(err) if err.code == crate::error::ErrorCode::NotFound => return Ok(()),
+            // Deleted meanwhile by another request: what this one wanted.
+            Err(err) if err.code == crate::error::ErrorCode::NotFound && !first => {
+                return Ok(());
+            }
             Err(err) => return Err(err.into()),
         };
         let (count, expect) = endpoint_count(app, organization_id).await?;

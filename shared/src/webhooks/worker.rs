@@ -578,39 +578,48 @@ pub async fn log_dispatch(
         return Ok(());
     };
     let table = app.store.as_ref();
-    let id = deliveries::delivery_id(event, &endpoint.id);
-    // A dispatch taken over after a lease ran out continues the same event: same delivery.
-    let before = deliveries::load(table, organization_id, &id).await?;
-    let mut after = match &before {
-        Some(before) => before.value.clone(),
-        None => Delivery {
-            id,
-            organization_id: organization_id.to_owned(),
-            endpoint_id: endpoint.id.clone(),
-            event_id: event.id.clone(),
-            event_type: EventType::CallbackDispatch,
-            status: DeliveryStatus::Failed,
-            attempts: Vec::new(),
-            slot: 0,
-            next_attempt_at: None,
-            first_attempt_at: first.at,
-            created_at: crate::time::parse_timestamp(&event.created_at).unwrap_or(first.at),
-        },
+    let new = Delivery {
+        id: deliveries::delivery_id(event, &endpoint.id),
+        organization_id: organization_id.to_owned(),
+        endpoint_id: endpoint.id.clone(),
+        event_id: event.id.clone(),
+        event_type: EventType::CallbackDispatch,
+        status: DeliveryStatus::Failed,
+        attempts: Vec::new(),
+        slot: 0,
+        next_attempt_at: None,
+        first_attempt_at: first.at,
+        created_at: crate::time::parse_timestamp(&event.created_at).unwrap_or(first.at),
     };
-    after.slot += 1;
-    for attempt in attempts {
-        apply_try(&mut after, attempt, false);
-    }
-    if let Some(last) = attempts.last() {
-        after.status = if last.succeeded() {
-            DeliveryStatus::Succeeded
-        } else {
-            DeliveryStatus::Failed
-        };
-    }
-    match deliveries::save(table, before.as_ref(), &after, Vec::new()).await {
-        Ok(()) | Err(StoreError::ConditionFailed) => {}
-        Err(err) => return Err(err.into()),
+    let logged = |mut delivery: Delivery| {
+        delivery.slot += 1;
+        for attempt in attempts {
+            apply_try(&mut delivery, attempt, false);
+        }
+        if let Some(last) = attempts.last() {
+            delivery.status = if last.succeeded() {
+                DeliveryStatus::Succeeded
+            } else {
+                DeliveryStatus::Failed
+            };
+        }
+        delivery
+    };
+    // Written as new (a dispatch's event is new); only a dispatch taken over after its lease
+    // ran out continues an event, and so a delivery, already logged.
+    let mut before = None;
+    for _ in 0..RECORD_RACES {
+        let base = before.as_ref().map_or_else(
+            || new.clone(),
+            |loaded: &Loaded<Delivery>| loaded.value.clone(),
+        );
+        match deliveries::save(table, before.as_ref(), &logged(base), Vec::new()).await {
+            Ok(()) => break,
+            Err(StoreError::ConditionFailed) => {
+                before = deliveries::load(table, organization_id, &new.id).await?;
+            }
+            Err(err) => return Err(err.into()),
+        }
     }
     if let Some(last) = attempts.last() {
         note_health(app, organization_id, endpoint, last).await?;
