@@ -234,7 +234,29 @@ pub async fn due(
         descending: false,
         limit,
     };
-    let items = table.query(&query).await?;
+    jobs(&table.query(&query).await?)
+}
+
+/// Every due entry of one shard, whenever due, oldest first, after `after`: what a process
+/// whose timers died with the last one arms again.
+pub async fn due_entries(
+    table: &dyn Table,
+    shard: u32,
+    after: Option<String>,
+    limit: usize,
+) -> Result<Vec<(String, DispatchJob)>, StoreError> {
+    let query = Query {
+        pk: due_pk(shard),
+        range: SortRange::All,
+        after,
+        descending: false,
+        limit,
+    };
+    jobs(&table.query(&query).await?)
+}
+
+/// The jobs of due entries, each with its position in the shard.
+fn jobs(items: &[crate::store::Item]) -> Result<Vec<(String, DispatchJob)>, StoreError> {
     items
         .iter()
         .map(|item| {
@@ -245,6 +267,23 @@ pub async fn due(
             };
             Ok((item.key.sk.clone(), job))
         })
+        .collect()
+}
+
+/// The callbacks of `jobs`, in their order (`None` for one that is gone).
+pub async fn load_many(
+    table: &dyn Table,
+    jobs: &[DispatchJob],
+) -> Result<Vec<Option<StoredCallback>>, StoreError> {
+    let keys: Vec<Key> = jobs
+        .iter()
+        .map(|job| item_key(&job.organization_id, &job.callback_id))
+        .collect();
+    table
+        .get_many(&keys)
+        .await?
+        .into_iter()
+        .map(|item| item.map(|item| item.decode()).transpose())
         .collect()
 }
 
