@@ -345,6 +345,21 @@ impl TestServer {
         Self::start_with(backend, true).await
     }
 
+    /// A server on `storage`: for a persistent store, one another server used before it (a
+    /// restart, within the test process).
+    pub async fn start_on(storage: Storage, backend: Backend) -> Self {
+        let scheduling = scheduling(backend).await;
+        Self::launch(
+            backend,
+            storage,
+            scheduling,
+            true,
+            flowline_core::deadline::HTTP_BUDGET,
+            UNLIMITED,
+        )
+        .await
+    }
+
     /// A server whose `allow_private_targets` is as given (`start` allows them, so tests can
     /// use a loopback receiver; `false` is the cloud's setting).
     pub async fn start_with(backend: Backend, allow_private_targets: bool) -> Self {
