@@ -4,8 +4,8 @@
 1. Throughput and p99 latency of `POST /v1/callbacks` and `GET /v1/callbacks/{id}`, on each
    store: the release binary on loopback, `wrk` as the load generator (one thread, a fixed
    number of keep-alive connections, for a fixed time).
-2. Start-up with 100,000 stored callbacks: a data directory is filled through the API (every
-   callback `scheduled`, days ahead), then the server is started on it again and again and timed
+2. Start-up with 100,000 stored callbacks: a data directory is filled through the API (exactly
+   that many `POST /v1/callbacks`, each `scheduled` days ahead), then the server is started on it again and again and timed
    from process start until it answers `GET /openapi.yaml` — every timer armed again by then.
    Once more after a `kill -9`, when redb first checks the whole file.
 
@@ -17,6 +17,7 @@ server share its cores, so the figures are a floor for the server alone.
 """
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -119,18 +120,17 @@ def lua_string(text: str) -> str:
     return json.dumps(text)  # a JSON string is a valid Lua string literal here (ASCII only)
 
 
-def create_script(key: str, flow: str, stop_after: int = 0) -> str:
-    """POST /v1/callbacks, each scheduled days ahead (spread over 100 instants)."""
+def callback_bodies(flow: str) -> list:
+    """Callbacks scheduled days ahead (spread over 100 instants), as JSON texts."""
     now = datetime.now(timezone.utc)
     times = [(now + timedelta(days=2, minutes=7 * i)).strftime("%Y-%m-%dT%H:%M:%SZ") for i in range(100)]
-    bodies = [json.dumps({"flow": flow, "to_number": "+15557654321", "scheduled_at": t,
-                          "reason": "bench", "metadata": {"ticket": "SUP-1"}}) for t in times]
-    stop = (f"""
-local answered = 0
-response = function(status, headers, body)
-  answered = answered + 1
-  if answered >= {stop_after} then wrk.thread:stop() end
-end""" if stop_after else "")
+    return [json.dumps({"flow": flow, "to_number": "+15557654321", "scheduled_at": t,
+                        "reason": "bench", "metadata": {"ticket": "SUP-1"}}) for t in times]
+
+
+def create_script(key: str, flow: str) -> str:
+    """POST /v1/callbacks (wrk runs for a time, not a count)."""
+    bodies = callback_bodies(flow)
     return f"""
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -141,8 +141,33 @@ request = function()
   n = n + 1
   return wrk.format(nil, "/v1/callbacks", nil, bodies[(n % #bodies) + 1])
 end
-{stop}
 """
+
+
+def fill(base: str, key: str, flow: str, count: int, connections: int) -> None:
+    """Exactly `count` callbacks, over `connections` keep-alive connections."""
+    bodies = callback_bodies(flow)
+    host, port = base.removeprefix("http://").split(":")
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    failures = []
+
+    def worker(first: int) -> None:
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        for n in range(first, count, connections):
+            connection.request("POST", "/v1/callbacks", body=bodies[n % len(bodies)], headers=headers)
+            answer = connection.getresponse()
+            answer.read()
+            if answer.status != 201:
+                failures.append(answer.status)
+        connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        sys.exit(f"{len(failures)} creations failed: {failures[:10]}")
 
 
 def get_script(key: str, ids: list) -> str:
@@ -229,8 +254,7 @@ def startup(binary: str, callbacks: int, runs: int, connections: int) -> dict:
         key = server.printed("private key (writes):")
         flow = published_flow(server.base, key)
         filled_at = time.perf_counter()
-        # One wrk thread stops after this many answers; a few in flight then may land as well.
-        wrk(server.base, create_script(key, flow, stop_after=callbacks), 3600, connections)
+        fill(server.base, key, flow, callbacks, connections)
         fill_seconds = time.perf_counter() - filled_at
         server.stop()
 

@@ -111,8 +111,9 @@ pub struct RedbStore {
     directory: PathBuf,
 }
 
-/// The database, `None` once closed. The writer thread holds it, not [`Shared`]: when the last
-/// table is dropped, the channel closes, the thread ends and the file is closed cleanly.
+/// The database, `None` once [closed](RedbStore::close): the tables read through it, the writer
+/// thread writes through it. When the last table is dropped, [`Shared`]'s `Drop` stops the
+/// writer, and the database, dropped last, closes the file cleanly.
 type Db = Arc<RwLock<Option<Database>>>;
 
 struct Shared {

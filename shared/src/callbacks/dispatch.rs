@@ -406,15 +406,15 @@ pub struct RearmReport {
     pub dispatching: usize,
 }
 
-/// Due entries read at a time when re-arming (with the callbacks they name).
+/// Due entries read at a time when re-arming.
 const REARM_PAGE: usize = 1000;
 
 /// For a process whose schedules live in it and died with the last one (the local server's
 /// in-process timers): arms a schedule again for every `scheduled` callback, at its
 /// `scheduled_at`, and for every `dispatching` one at the end of its lease, when a crashed
 /// dispatch may be taken over. What fell due while no process ran fires at once. It reads only
-/// the due index and the callbacks it names, so it costs O(callbacks waiting), whatever else
-/// the store holds.
+/// the due index (each entry says when, and whether it is a lease), so it costs O(callbacks
+/// waiting), whatever else the store holds.
 pub async fn rearm(app: &App) -> ApiResult<RearmReport> {
     use futures_util::StreamExt;
     let shards: Vec<ApiResult<RearmReport>> = futures_util::stream::iter(0..store::DUE_SHARDS)
@@ -436,29 +436,18 @@ async fn rearm_shard(app: &App, shard: u32) -> ApiResult<RearmReport> {
     let mut report = RearmReport::default();
     let mut after = None;
     loop {
-        let entries = store::due_entries(table, shard, after, REARM_PAGE).await?;
-        let jobs: Vec<DispatchJob> = entries.iter().map(|(_, job)| job.clone()).collect();
-        for (job, stored) in jobs.iter().zip(store::load_many(table, &jobs).await?) {
-            let Some(stored) = stored else { continue };
-            let at = match (stored.callback.status, stored.lease_until_ms) {
-                (CallbackStatus::Scheduled, _) => {
-                    report.scheduled += 1;
-                    stored.callback.scheduled_at
-                }
-                (CallbackStatus::Dispatching, Some(until)) => {
-                    report.dispatching += 1;
-                    Timestamp::from_millisecond(until).map_err(|err| {
-                        tracing::error!(callback = %job.callback_id, %err, "a lease that is no time");
-                        ApiError::internal()
-                    })?
-                }
-                _ => continue,
-            };
-            app.scheduler.schedule(job, at).await?;
+        let waiting = store::waiting(table, shard, after, REARM_PAGE).await?;
+        for (_, callback) in &waiting {
+            if callback.leased {
+                report.dispatching += 1;
+            } else {
+                report.scheduled += 1;
+            }
+            app.scheduler.schedule(&callback.job, callback.at).await?;
         }
-        if entries.len() < REARM_PAGE {
+        if waiting.len() < REARM_PAGE {
             return Ok(report);
         }
-        after = entries.last().map(|(position, _)| position.clone());
+        after = waiting.last().map(|(position, _)| position.clone());
     }
 }
