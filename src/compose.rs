@@ -2,10 +2,12 @@
 //! application made of them. The embedded parts come from `flowline-core`, the AWS ones and the
 //! HTTP webhook sender from `flowline-adapters` — the same adapters the Lambda functions use.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use flowline_adapters::dynamodb::DynamoTable;
 use flowline_adapters::eventbridge::{EventBridgeScheduler, EventBridgeSettings};
+use flowline_adapters::redb::{OpenError, RedbStore};
 use flowline_adapters::webhook_http::HttpSender;
 use flowline_core::App;
 use flowline_core::config::{
@@ -19,7 +21,11 @@ use flowline_core::webhooks::relay;
 
 /// Which tables to use.
 pub enum Storage {
+    /// Fresh tables in memory, gone with the process (`FLOWLINE_STORE=memory`).
     Memory,
+    /// The local default: both tables in one file of a data directory, opened (and so owned)
+    /// by this process.
+    Persistent(Arc<RedbStore>),
     DynamoDb {
         client: aws_sdk_dynamodb::Client,
         table: String,
@@ -38,6 +44,19 @@ impl Storage {
         }
     }
 
+    /// Opens the store in `data_dir` (creating it on first use). Fails when another process
+    /// holds the directory: one process owns a data directory.
+    pub fn persistent(data_dir: &Path) -> Result<Self, StartupError> {
+        match RedbStore::open(data_dir) {
+            Ok(store) => Ok(Self::Persistent(Arc::new(store))),
+            Err(err @ OpenError::InUse(_)) => Err(StartupError::DataDirectory(format!(
+                "{err}. Stop the other process first, or start this one with another {}.",
+                env::DATA_DIR
+            ))),
+            Err(err) => Err(StartupError::DataDirectory(err.to_string())),
+        }
+    }
+
     /// The main and keys tables; `create` makes missing DynamoDB tables (local use: in the
     /// cloud the SAM template owns them).
     pub async fn open(
@@ -46,6 +65,7 @@ impl Storage {
     ) -> Result<(Arc<dyn Table>, Arc<dyn Table>), StartupError> {
         match self {
             Self::Memory => Ok((Arc::new(MemoryTable::new()), Arc::new(MemoryTable::new()))),
+            Self::Persistent(store) => Ok((Arc::new(store.main()), Arc::new(store.keys()))),
             Self::DynamoDb {
                 client,
                 table,

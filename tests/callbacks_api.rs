@@ -109,7 +109,7 @@ async fn settled(org: &Org, id: &str) -> Value {
 /// schedule is never early).
 fn fire_time(server: &TestServer, scheduled_at: Timestamp) -> Timestamp {
     match server.backend {
-        Backend::Memory => scheduled_at,
+        Backend::Memory | Backend::Persistent => scheduled_at,
         Backend::DynamoDb => Timestamp::from_second(
             scheduled_at.as_second() + i64::from(scheduled_at.subsec_nanosecond() > 0),
         )
@@ -312,7 +312,7 @@ async fn rescheduling_moves_the_delivery(backend: Backend) {
         fire_time(&server, parse(&moved["scheduled_at"]))
     );
     match backend {
-        Backend::Memory => assert_eq!(server.timers.pending(), 1),
+        Backend::Memory | Backend::Persistent => assert_eq!(server.timers.pending(), 1),
         Backend::DynamoDb => assert_eq!(
             common::schedule_names()
                 .await

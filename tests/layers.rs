@@ -91,6 +91,24 @@ fn dependencies_point_one_way() {
     }
 }
 
+/// The persistent local store (redb) is the local server's and the admin command's: no Lambda
+/// function builds or links it (the adapters crate has it behind its feature `redb`).
+#[test]
+fn only_the_local_server_and_the_admin_command_link_the_local_store() {
+    assert!(normal_dependencies("flowline").contains("redb"));
+    assert!(normal_dependencies("flowline-admin").contains("redb"));
+    for package in ["flowline-core", "flowline-lambda"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(function_crates())
+    {
+        assert!(
+            !normal_dependencies(&package).contains("redb"),
+            "{package} links the local store"
+        );
+    }
+}
+
 fn function_crates() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(root().join("functions"))
         .expect("functions/")

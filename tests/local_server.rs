@@ -2,70 +2,22 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
+use common::binary::{self, Binary};
 use common::{Backend, TestServer};
 use reqwest::Method;
 
-/// The real binary, with none of the developer's `FLOWLINE_*` settings.
-fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_flowline"));
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("FLOWLINE_")) {
-        command.env_remove(name);
-    }
-    command
-}
-
-/// Starts the real binary with `env`, returns it and the lines it printed up to "listening".
-fn start_binary(env: &[(&str, &str)]) -> (std::process::Child, Vec<String>) {
-    let mut command = binary();
-    command.env("FLOWLINE_ADDR", "127.0.0.1:0");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let mut lines = Vec::new();
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    loop {
-        let mut line = String::new();
-        if stdout.read_line(&mut line).expect("read") == 0 {
-            break;
-        }
-        let done = line.contains("listening on");
-        lines.push(line.trim_end().to_owned());
-        if done {
-            break;
-        }
-    }
-    (child, lines)
-}
-
-fn listening_url(lines: &[String]) -> String {
-    let line = lines
-        .iter()
-        .find(|l| l.contains("listening on"))
-        .expect("a listening line");
-    line.rsplit(' ').next().expect("url").to_owned()
-}
-
 #[tokio::test]
 async fn without_configured_keys_the_server_prints_a_working_key_pair() {
-    let (mut child, lines) = start_binary(&[]);
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = Binary::start(data_dir.path(), &[]);
     let key = |label: &str| {
-        let line = lines
-            .iter()
-            .find(|l| l.contains(label))
-            .unwrap_or_else(|| panic!("no {label} line in {lines:?}"));
-        line.rsplit(' ').next().unwrap().to_owned()
+        server
+            .printed(label)
+            .unwrap_or_else(|| panic!("no {label} line in {:?}", server.lines()))
     };
-    let (public, private) = (key("public key"), key("private key"));
+    let (public, private) = (key("public key (reads):"), key("private key (writes):"));
     assert!(public.starts_with("pk_") && private.starts_with("sk_"));
-    let base = listening_url(&lines);
+    let base = &server.base;
     let client = common::http_client();
     let created = client
         .post(format!("{base}/v1/flows"))
@@ -82,20 +34,23 @@ async fn without_configured_keys_the_server_prints_a_working_key_pair() {
         .await
         .unwrap();
     assert_eq!(listed.status(), 200);
-    child.kill().ok();
 }
 
 #[tokio::test]
 async fn configured_keys_belong_to_their_organizations() {
-    let (mut child, lines) = start_binary(&[(
-        "FLOWLINE_API_KEYS",
-        "sk_alpha_key_1=org_alpha, pk_beta_key_1=org_beta",
-    )]);
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = Binary::start(
+        data_dir.path(),
+        &[(
+            "FLOWLINE_API_KEYS",
+            "sk_alpha_key_1=org_alpha, pk_beta_key_1=org_beta",
+        )],
+    );
     assert!(
-        !lines.iter().any(|l| l.contains("private key")),
+        !server.lines().iter().any(|l| l.contains("private key")),
         "no key is printed when keys are configured"
     );
-    let base = listening_url(&lines);
+    let base = &server.base;
     let client = common::http_client();
     let created = client
         .post(format!("{base}/v1/flows"))
@@ -115,18 +70,23 @@ async fn configured_keys_belong_to_their_organizations() {
         .await
         .unwrap();
     assert_eq!(other.status(), 404);
-    child.kill().ok();
 }
 
 #[test]
 fn malformed_key_configuration_stops_the_start() {
-    let output = binary()
+    let data_dir = tempfile::tempdir().unwrap();
+    let output = binary::command()
         .env("FLOWLINE_API_KEYS", "not-a-key")
         .env("FLOWLINE_ADDR", "127.0.0.1:0")
+        .env("FLOWLINE_DATA_DIR", data_dir.path().join("data"))
         .output()
         .expect("binary runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("FLOWLINE_API_KEYS"));
+    assert!(
+        !data_dir.path().join("data").exists(),
+        "a start refused for its configuration touches no data directory"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
-//! The [`Table`] contract, held against both implementations: every test is written once as
-//! `async fn name(table: Arc<dyn Table>)` and runs as `memory::name` (on `MemoryTable`) and
-//! `dynamodb::name` (on `DynamoTable` over the emulator, through the real SDK client).
+//! The [`Table`] contract, held against every implementation: each test is written once as
+//! `async fn name(table: Arc<dyn Table>)` and runs as `memory::name` (on `MemoryTable`),
+//! `persistent::name` (on `RedbTable`, the local server's default, in a fresh data directory)
+//! and `dynamodb::name` (on `DynamoTable` over the emulator, through the real SDK client).
 //!
 //! The DynamoDB tests share one table per test process; each test works in partitions of its own
 //! (see [`Scope`]), so they run concurrently without seeing each other's items.
@@ -11,6 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use flowline_adapters::dynamodb::DynamoTable;
+use flowline_adapters::redb::RedbStore;
 use flowline_core::auth::{KeyKind, KeyStore};
 use flowline_core::error::ErrorCode;
 use flowline_core::ids;
@@ -28,6 +30,14 @@ macro_rules! on_every_table {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(super::memory_table()).await
+                }
+            )*
+        }
+        mod persistent {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::persistent_table()).await
                 }
             )*
         }
@@ -88,6 +98,14 @@ on_every_table!(
 
 fn memory_table() -> Arc<dyn Table> {
     Arc::new(MemoryTable::new())
+}
+
+/// The main table of a store in a fresh data directory. The directory is removed at once: the
+/// open database keeps its (unlinked) file until the table is dropped, so nothing is left behind.
+fn persistent_table() -> Arc<dyn Table> {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let store = RedbStore::open(directory.path()).expect("the store opens");
+    Arc::new(store.main())
 }
 
 /// A client per test (each test has its own runtime) on the process's table.

@@ -11,12 +11,18 @@
 //!
 //! The keys table is `--table`, else `FLOWLINE_KEYS_TABLE`, else `flowline-keys`; AWS comes from
 //! the standard environment, so `AWS_ENDPOINT_URL` points the command at an emulator.
+//!
+//! `--data-dir DIR` works on the local server's persistent store instead (the keys table in
+//! `DIR/flowline.redb`). One process owns a data directory: with the server running, the command
+//! says so and changes nothing; stop the server, run it, start the server again.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use flowline_adapters::dynamodb::DynamoTable;
+use flowline_adapters::redb::{self, OpenError, RedbStore};
 use flowline_core::auth::{KeyKind, KeyStore, StoredKey};
 use flowline_core::config::{DEFAULT_KEYS_TABLE, env};
 use flowline_core::ratelimit::Limit;
@@ -37,6 +43,10 @@ pub struct Cli {
     /// owns it).
     #[arg(long, global = true)]
     pub create_table: bool,
+    /// The local server's data directory (e.g. `.flowline`): its keys, not DynamoDB's. Only
+    /// while no server runs on it.
+    #[arg(long, global = true, conflicts_with = "create_table")]
+    pub data_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -125,6 +135,8 @@ pub enum AdminError {
     NoSuchKey { org: String, key_id: String },
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    DataDirectory(String),
     #[error("cannot write the answer: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -139,6 +151,26 @@ pub async fn open_keys(
         table.ensure_exists().await?;
     }
     Ok(KeyStore::new(Arc::new(table)))
+}
+
+/// The key store of a local server's data directory. Refused while another process (the
+/// server) holds it, and when it holds no Flowline data (a mistyped path is not a new store).
+pub fn open_data_dir_keys(data_dir: &Path) -> Result<KeyStore, AdminError> {
+    if !data_dir.join(redb::FILE_NAME).is_file() {
+        return Err(AdminError::DataDirectory(format!(
+            "{} holds no Flowline data (a server started with FLOWLINE_DATA_DIR={} makes it)",
+            data_dir.display(),
+            data_dir.display()
+        )));
+    }
+    match RedbStore::open(data_dir) {
+        Ok(store) => Ok(KeyStore::new(Arc::new(store.keys()))),
+        Err(err @ OpenError::InUse(_)) => Err(AdminError::DataDirectory(format!(
+            "{err}. Stop the server, run this again, then start the server: the key works from \
+             its next start."
+        ))),
+        Err(err) => Err(AdminError::DataDirectory(err.to_string())),
+    }
 }
 
 /// Runs one command at time `now`: its answer goes to `out`, remarks for the operator to `notes`.

@@ -3,15 +3,22 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use flowline_admin::{AdminError, Cli, open_keys, run};
+use flowline_admin::{AdminError, Cli, open_data_dir_keys, open_keys, run};
 use flowline_core::store::StoreError;
 use flowline_core::time::{Clock, SystemClock, format_timestamp};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let outcome = match open_keys(&cli, &sdk_config).await {
+    let opened = match &cli.data_dir {
+        Some(data_dir) => open_data_dir_keys(data_dir),
+        None => {
+            let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            open_keys(&cli, &sdk_config).await
+        }
+    };
+    // The keys (and with a data directory, its file) are closed when this match ends.
+    let outcome = match opened {
         Ok(keys) => {
             let now = format_timestamp(SystemClock.now());
             run(
@@ -29,7 +36,9 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
-            if matches!(err, AdminError::Store(StoreError::Unavailable(_))) {
+            if cli.data_dir.is_none()
+                && matches!(err, AdminError::Store(StoreError::Unavailable(_)))
+            {
                 eprintln!(
                     "hint: does the keys table {:?} exist (--create-table makes it), and is AWS \
                      configured (AWS_REGION; AWS_ENDPOINT_URL for an emulator)?",

@@ -1,11 +1,13 @@
-//! `flowline-admin keys …` as an operator uses it, on the memory table and on DynamoDB (the
-//! emulator at `AWS_ENDPOINT_URL`, as `scripts/test` starts it): every command line is parsed
-//! by the real `Cli` and run by the real `run`.
+//! `flowline-admin keys …` as an operator uses it, on the memory table, on a local server's data
+//! directory (`--data-dir`) and on DynamoDB (the emulator at `AWS_ENDPOINT_URL`, as
+//! `scripts/test` starts it): every command line is parsed by the real `Cli` and run by the real
+//! `run`.
 
 use std::sync::{Arc, OnceLock};
 
 use clap::Parser;
-use flowline_admin::{AdminError, Cli, open_keys, run};
+use flowline_adapters::redb::RedbStore;
+use flowline_admin::{AdminError, Cli, open_data_dir_keys, open_keys, run};
 use flowline_core::auth::{KeyKind, KeyStore};
 use flowline_core::ids;
 use flowline_core::store::memory::MemoryTable;
@@ -21,6 +23,14 @@ macro_rules! on_every_store {
                 #[tokio::test]
                 async fn $name() {
                     super::$name(super::memory_keys()).await
+                }
+            )*
+        }
+        mod persistent {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::data_dir_keys()).await
                 }
             )*
         }
@@ -47,6 +57,16 @@ on_every_store!(
 
 fn memory_keys() -> KeyStore {
     KeyStore::new(Arc::new(MemoryTable::new()))
+}
+
+/// A data directory a server made (and stopped), opened as the binary opens it with
+/// `--data-dir`. The directory is removed at once: the open store keeps its (unlinked) file.
+fn data_dir_keys() -> KeyStore {
+    let directory = tempfile::tempdir().unwrap();
+    drop(RedbStore::open(directory.path()).unwrap());
+    let path = directory.path().to_str().unwrap();
+    let cli = parse(&["--data-dir", path, "keys", "list", "--org", "x"]);
+    open_data_dir_keys(cli.data_dir.as_deref().unwrap()).expect("the data directory opens")
 }
 
 fn table_name() -> &'static str {
@@ -410,4 +430,90 @@ async fn an_organization_gets_its_own_budget_and_loses_it(keys: KeyStore) {
         .await
         .unwrap();
     assert_eq!(keys.organization_limit(&org, now).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_key_created_in_a_data_directory_authenticates_when_it_is_opened_again() {
+    let directory = tempfile::tempdir().unwrap();
+    drop(RedbStore::open(directory.path()).unwrap());
+    let path = directory.path().to_str().unwrap();
+    let org = organization();
+    let keys = open_data_dir_keys(directory.path()).unwrap();
+    let created = admin(
+        &keys,
+        NOW,
+        &[
+            "--data-dir",
+            path,
+            "keys",
+            "create",
+            "--org",
+            &org,
+            "--kind",
+            "private",
+            "--name",
+            "ops",
+        ],
+    )
+    .await
+    .unwrap();
+    drop(keys);
+
+    // As the server opens it on its next start.
+    let store = RedbStore::open(directory.path()).unwrap();
+    let caller = KeyStore::new(Arc::new(store.keys()))
+        .authenticate(Some(created.out.trim()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (caller.organization_id, caller.key_name),
+        (org, "ops".to_owned())
+    );
+}
+
+#[test]
+fn a_data_directory_a_server_holds_is_refused_saying_to_stop_the_server() {
+    let directory = tempfile::tempdir().unwrap();
+    let _server = RedbStore::open(directory.path()).unwrap();
+    let Err(err) = open_data_dir_keys(directory.path()) else {
+        panic!("opened a data directory another process holds");
+    };
+    let message = err.to_string();
+    assert!(
+        message.contains("in use by another process") && message.contains("Stop the server"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_directory_without_flowline_data_is_refused_not_made() {
+    let directory = tempfile::tempdir().unwrap();
+    let missing = directory.path().join("typo");
+    let Err(err) = open_data_dir_keys(&missing) else {
+        panic!("opened a directory with no data");
+    };
+    assert!(err.to_string().contains("holds no Flowline data"), "{err}");
+    assert!(!missing.exists(), "nothing is created");
+}
+
+#[test]
+fn a_data_directory_and_create_table_do_not_go_together() {
+    let cli = parse(&["--data-dir", ".flowline", "keys", "list", "--org", "o"]);
+    assert_eq!(
+        cli.data_dir.as_deref(),
+        Some(std::path::Path::new(".flowline"))
+    );
+    assert!(
+        Cli::try_parse_from([
+            "flowline-admin",
+            "--data-dir",
+            ".flowline",
+            "--create-table",
+            "keys",
+            "list",
+            "--org",
+            "o"
+        ])
+        .is_err()
+    );
 }

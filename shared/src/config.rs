@@ -20,6 +20,8 @@ pub mod env {
     pub const PUBLIC_BASE_URL: &str = "FLOWLINE_PUBLIC_BASE_URL";
     pub const ALLOW_PRIVATE_TARGETS: &str = "FLOWLINE_ALLOW_PRIVATE_TARGETS";
     pub const STORE: &str = "FLOWLINE_STORE";
+    /// The local server's data directory (its persistent store).
+    pub const DATA_DIR: &str = "FLOWLINE_DATA_DIR";
     pub const ADDR: &str = "FLOWLINE_ADDR";
     pub const SCHEDULER: &str = "FLOWLINE_SCHEDULER";
     pub const API_KEYS: &str = "FLOWLINE_API_KEYS";
@@ -54,6 +56,10 @@ pub enum StartupError {
     Invalid { name: &'static str, reason: String },
     #[error("cannot prepare the store: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The local server's data directory cannot be used: another process holds it, or the
+    /// disk refuses.
+    #[error("{0}")]
+    DataDirectory(String),
 }
 
 /// A variable's value; unset and blank are the same.

@@ -1,7 +1,8 @@
-//! What the black-box tests share: a local server on a free port over either store, one fresh
+//! What the black-box tests share: a local server on a free port over any store, one fresh
 //! organization per test (so tests never see each other's data), and a small HTTP client.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod clock;
 pub mod counting;
 pub mod faults;
@@ -40,14 +41,18 @@ pub const UNLIMITED: Limits = Limits {
 /// What the server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// The local default: in-memory store, in-process scheduler.
+    /// `FLOWLINE_STORE=memory`: in-memory store, in-process scheduler.
     Memory,
+    /// The local default: the persistent store in a fresh data directory of its own,
+    /// in-process scheduler.
+    Persistent,
     /// The cloud's shape on the emulator `scripts/test` starts (`AWS_ENDPOINT_URL`): DynamoDB
     /// and EventBridge Scheduler (which never fires: tests fire schedules themselves).
     DynamoDb,
 }
 
-/// Runs each named `async fn(Backend)` test once per store: `memory::name`, `dynamodb::name`.
+/// Runs each named `async fn(Backend)` test once per store: `memory::name`,
+/// `persistent::name`, `dynamodb::name`.
 #[macro_export]
 macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
@@ -56,6 +61,14 @@ macro_rules! on_every_store {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name($crate::common::Backend::Memory).await
+                }
+            )*
+        }
+        mod persistent {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Persistent).await
                 }
             )*
         }
@@ -214,9 +227,18 @@ pub fn table_names() -> &'static (String, String) {
     })
 }
 
+/// A persistent store in a fresh data directory. The directory is removed at once: the open
+/// database keeps its (unlinked) file until the tables are dropped, so no test leaves anything
+/// behind, whatever way it ends.
+pub fn fresh_data_dir_storage() -> Storage {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    Storage::persistent(directory.path()).expect("the data directory opens")
+}
+
 pub async fn storage(backend: Backend) -> Storage {
     match backend {
         Backend::Memory => Storage::Memory,
+        Backend::Persistent => fresh_data_dir_storage(),
         Backend::DynamoDb => {
             let sdk = emulator_config().await;
             let (table, keys_table) = table_names().clone();
@@ -234,6 +256,7 @@ pub async fn storage(backend: Backend) -> Storage {
 pub async fn own_storage(backend: Backend) -> Storage {
     match backend {
         Backend::Memory => Storage::Memory,
+        Backend::Persistent => fresh_data_dir_storage(),
         Backend::DynamoDb => {
             let sdk = emulator_config().await;
             let run = ids::random_token(10);
@@ -257,6 +280,7 @@ pub async fn tables(
     use flowline_core::store::memory::MemoryTable;
     match own_storage(backend).await {
         Storage::Memory => (Arc::new(MemoryTable::new()), Arc::new(MemoryTable::new())),
+        Storage::Persistent(store) => (Arc::new(store.main()), Arc::new(store.keys())),
         Storage::DynamoDb {
             client,
             table,
@@ -273,7 +297,7 @@ pub async fn tables(
 
 pub async fn scheduling(backend: Backend) -> Scheduling {
     match backend {
-        Backend::Memory => Scheduling::InProcess,
+        Backend::Memory | Backend::Persistent => Scheduling::InProcess,
         Backend::DynamoDb => {
             let sdk = emulator_config().await;
             Scheduling::EventBridge {
@@ -307,7 +331,7 @@ pub struct TestServer {
     pub backend: Backend,
     /// The application's clock: tests move it instead of sleeping.
     pub clock: Arc<TestClock>,
-    /// The in-process timers (the scheduler on memory; "dispatch now" on both).
+    /// The in-process timers (the scheduler on memory and persistent; "dispatch now" on all).
     pub timers: Arc<InProcessScheduler>,
     /// The relay that hands out the outbox (abort it to leave events in the outbox, as a
     /// crash between commit and delivery would).
@@ -324,6 +348,21 @@ pub struct ScheduledJob {
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
         Self::start_with(backend, true).await
+    }
+
+    /// A server on `storage`: for a persistent store, one another server used before it (a
+    /// restart, within the test process).
+    pub async fn start_on(storage: Storage, backend: Backend) -> Self {
+        let scheduling = scheduling(backend).await;
+        Self::launch(
+            backend,
+            storage,
+            scheduling,
+            true,
+            flowline_core::deadline::HTTP_BUDGET,
+            UNLIMITED,
+        )
+        .await
     }
 
     /// A server whose `allow_private_targets` is as given (`start` allows them, so tests can
@@ -468,14 +507,16 @@ impl TestServer {
     /// `at()` expression, group and input). Any other failure to read it fails the test.
     pub async fn schedule_of(&self, callback_id: &str) -> Option<ScheduledJob> {
         match self.backend {
-            Backend::Memory => self.timers.armed_at(callback_id).map(|at| ScheduledJob {
-                at,
-                // The timer runs the callback's own job; only its time is observable.
-                job: Job::Dispatch(DispatchJob {
-                    callback_id: callback_id.to_owned(),
-                    organization_id: String::new(),
-                }),
-            }),
+            Backend::Memory | Backend::Persistent => {
+                self.timers.armed_at(callback_id).map(|at| ScheduledJob {
+                    at,
+                    // The timer runs the callback's own job; only its time is observable.
+                    job: Job::Dispatch(DispatchJob {
+                        callback_id: callback_id.to_owned(),
+                        organization_id: String::new(),
+                    }),
+                })
+            }
             Backend::DynamoDb => {
                 let schedule = read_schedule(callback_id).await?;
                 let expression = schedule.schedule_expression().expect("an expression");

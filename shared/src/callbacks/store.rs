@@ -72,6 +72,11 @@ fn due_pk(shard: u32) -> String {
 struct DueEntry {
     organization_id: String,
     callback_id: String,
+    /// The callback is `dispatching`: the entry's time is its lease's end, not `scheduled_at`
+    /// plus the sweeper's grace. Written only when true, so a scheduled callback's entry is as
+    /// it always was.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    leased: bool,
 }
 
 /// When the sweeper must next look at a callback, if ever.
@@ -117,6 +122,7 @@ fn entries(stored: &StoredCallback) -> Entries {
         let entry = DueEntry {
             organization_id: callback.organization_id.clone(),
             callback_id: callback.id.clone(),
+            leased: callback.status == CallbackStatus::Dispatching,
         };
         entries.insert(
             key,
@@ -257,7 +263,67 @@ pub async fn due(
         descending: false,
         limit,
     };
-    let items = table.query(&query).await?;
+    jobs(&table.query(&query).await?)
+}
+
+/// A callback the due index holds: `scheduled`, due at `at` (its `scheduled_at`, to the
+/// millisecond), or `leased` by a dispatcher whose lease ends at `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub job: DispatchJob,
+    pub at: jiff::Timestamp,
+    pub leased: bool,
+}
+
+/// Every callback waiting in one shard of the due index, whenever due, soonest first, after
+/// `after` (a position this answers with each): what a process whose timers died with the last
+/// one arms again. It reads the index alone, never the callbacks.
+pub async fn waiting(
+    table: &dyn Table,
+    shard: u32,
+    after: Option<String>,
+    limit: usize,
+) -> Result<Vec<(String, Waiting)>, StoreError> {
+    let query = Query {
+        pk: due_pk(shard),
+        range: SortRange::All,
+        after,
+        descending: false,
+        limit,
+    };
+    table
+        .query(&query)
+        .await?
+        .iter()
+        .map(|item| {
+            let entry: DueEntry = item.decode()?;
+            let corrupt = || StoreError::Corrupt(format!("due entry {}", item.key.sk));
+            let due_ms: i64 = item
+                .key
+                .sk
+                .split_once('#')
+                .and_then(|(due, _)| due.parse().ok())
+                .ok_or_else(corrupt)?;
+            let at_ms = if entry.leased {
+                due_ms
+            } else {
+                due_ms - SWEEP_GRACE_MS
+            };
+            let waiting = Waiting {
+                job: DispatchJob {
+                    callback_id: entry.callback_id,
+                    organization_id: entry.organization_id,
+                },
+                at: jiff::Timestamp::from_millisecond(at_ms).map_err(|_| corrupt())?,
+                leased: entry.leased,
+            };
+            Ok((item.key.sk.clone(), waiting))
+        })
+        .collect()
+}
+
+/// The jobs of due entries, each with its position in the shard.
+fn jobs(items: &[crate::store::Item]) -> Result<Vec<(String, DispatchJob)>, StoreError> {
     items
         .iter()
         .map(|item| {

@@ -332,6 +332,41 @@ pub async fn due(
         .collect()
 }
 
+/// Every retry waiting in one shard of the retry index, whenever due, soonest first, after
+/// `after` (a position this answers with each), with the time of its try: what a process whose
+/// timers died with the last one arms again. It reads the index alone.
+pub async fn waiting(
+    table: &dyn Table,
+    shard: u32,
+    after: Option<String>,
+    limit: usize,
+) -> Result<Vec<(String, jiff::Timestamp, DueRetry)>, StoreError> {
+    let query = Query {
+        pk: due_pk(shard),
+        range: SortRange::All,
+        after,
+        descending: false,
+        limit,
+    };
+    table
+        .query(&query)
+        .await?
+        .iter()
+        .map(|item| {
+            let corrupt = || StoreError::Corrupt(format!("retry entry {}", item.key.sk));
+            let due_ms: i64 = item
+                .key
+                .sk
+                .split_once('#')
+                .and_then(|(due, _)| due.parse().ok())
+                .ok_or_else(corrupt)?;
+            let at = jiff::Timestamp::from_millisecond(due_ms - SWEEP_GRACE_MS)
+                .map_err(|_| corrupt())?;
+            Ok((item.key.sk.clone(), at, item.decode::<DueRetry>()?))
+        })
+        .collect()
+}
+
 fn not_found() -> ApiError {
     ApiError::not_found("Delivery")
 }
