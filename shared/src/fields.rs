@@ -50,6 +50,16 @@ fn storable(value: &Value, depth_left: usize) -> bool {
     }
 }
 
+/// A JSON number that is a whole number. JSON has one number type: 3.0 is the whole number 3.
+pub fn whole_number(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            .map(|f| f as i64)
+    })
+}
+
 pub struct FieldReader {
     prefix: String,
     fields: Map<String, Value>,
@@ -193,20 +203,15 @@ impl FieldReader {
     /// A whole number within `range`.
     pub fn integer(&mut self, name: &str, range: std::ops::RangeInclusive<i64>) -> Field<i64> {
         self.read(name, |value| {
-            // JSON has one number type: 3.0 is the whole number 3.
-            let whole = value.as_i64().or_else(|| {
-                value
-                    .as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                    .map(|f| f as i64)
-            });
-            whole.filter(|n| range.contains(n)).ok_or_else(|| {
-                format!(
-                    "must be a whole number from {} to {}",
-                    range.start(),
-                    range.end()
-                )
-            })
+            whole_number(&value)
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    format!(
+                        "must be a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    )
+                })
         })
     }
 

@@ -3,6 +3,7 @@
 pub mod data;
 pub mod input;
 pub mod model;
+pub mod policies;
 pub mod service;
 pub mod store;
 
