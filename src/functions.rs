@@ -36,6 +36,10 @@ pub async fn call(app: &App, function: &str, request: ApiRequest) -> ApiResult<A
         "webhook-delivery-get" => webhook_delivery_get::handle(app, request).await,
         "webhook-delivery-redeliver" => webhook_delivery_redeliver::handle(app, request).await,
         "webhook-recover" => webhook_recover::handle(app, request).await,
+        "suppression-put" => suppression_put::handle(app, request).await,
+        "suppression-list" => suppression_list::handle(app, request).await,
+        "suppression-get" => suppression_get::handle(app, request).await,
+        "suppression-delete" => suppression_delete::handle(app, request).await,
         other => {
             tracing::error!(
                 function = other,

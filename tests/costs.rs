@@ -332,6 +332,36 @@ fn budget(function: &str) -> (Budget, &'static str) {
              (4 Queries); one outbox item per failed delivery found, one write per 100 (here \
              1)",
         ),
+        "suppression-put" => (
+            Budget {
+                get: 1,
+                write: 1,
+                write_items: 1,
+                ..NOTHING
+            },
+            "the number's item (If-Match; a replace keeps created_at and source); one PutItem, \
+             conditional on its absence or revision",
+        ),
+        "suppression-get" => (
+            Budget { get: 1, ..NOTHING },
+            "the number's item (the do-not-call check costs the same)",
+        ),
+        "suppression-list" => (
+            Budget {
+                query: 1,
+                ..NOTHING
+            },
+            "one Query of the organization's suppressions, in number order",
+        ),
+        "suppression-delete" => (
+            Budget {
+                get: 1,
+                write: 1,
+                write_items: 1,
+                ..NOTHING
+            },
+            "the number's item (404 unless in force); one DeleteItem on its revision",
+        ),
         "callback-create" => (
             Budget {
                 get: 3,
@@ -943,6 +973,14 @@ impl Bench {
             )
             .await;
         assert_eq!(recovered, json!({"queued": 1}));
+
+        // The do-not-call list: the fixture's number suppressed, read, listed, taken off.
+        self.run("suppression-put", event("suppression-put")).await;
+        self.run("suppression-get", event("suppression-get")).await;
+        self.run("suppression-list", event("suppression-list"))
+            .await;
+        self.run("suppression-delete", event("suppression-delete"))
+            .await;
 
         // Deletes last.
         self.run("webhook-delete", on_webhook("webhook-delete"))

@@ -1072,6 +1072,91 @@ async fn webhook_delete_deletes_the_endpoint() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+// --- the do-not-call list ----------------------------------------------------------------------
+
+/// The fixture's number, suppressed by the `suppression-put` fixture.
+async fn suppressed(app: &Rig) -> Value {
+    let (status, body, response) = answer(
+        suppression_put::handle(&app.wired("suppression-put"), event("suppression-put")).await,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(response.headers.contains_key("etag"));
+    body
+}
+
+#[tokio::test]
+async fn suppression_put_suppresses_the_number_of_the_path() {
+    let app = app();
+    let body = suppressed(&app).await;
+    assert_eq!(body["number"], "+15551234567", "the path's %2B decoded");
+    assert_eq!(
+        body["reason"],
+        "Asked not to be called again (support ticket 48121)"
+    );
+    assert_eq!(body["source"], "api");
+    assert_eq!(body["expires_at"], Value::Null);
+    let organization = event("suppression-put").caller.unwrap().organization_id;
+    let stored = flowline_core::suppressions::in_force(
+        app.full(),
+        &organization,
+        "+15551234567",
+        Timestamp::now(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        stored.is_some(),
+        "stored under the authorizer's organization"
+    );
+}
+
+#[tokio::test]
+async fn suppression_get_answers_the_suppression_of_the_path() {
+    let app = app();
+    let (status, body, _) = answer(
+        suppression_get::handle(&app.wired("suppression-get"), event("suppression-get")).await,
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["code"], "NOT_FOUND");
+    let put = suppressed(&app).await;
+    let (status, body, response) = answer(
+        suppression_get::handle(&app.wired("suppression-get"), event("suppression-get")).await,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(response.headers.contains_key("etag"));
+    assert_eq!(body, put);
+}
+
+#[tokio::test]
+async fn suppression_list_lists_the_organizations_suppressions() {
+    let app = app();
+    let put = suppressed(&app).await;
+    let (status, body, _) = answer(
+        suppression_list::handle(&app.wired("suppression-list"), event("suppression-list")).await,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"suppressions": [put]}));
+}
+
+#[tokio::test]
+async fn suppression_delete_takes_the_number_off_the_list() {
+    let app = app();
+    suppressed(&app).await;
+    let (status, body, _) = answer(
+        suppression_delete::handle(
+            &app.wired("suppression-delete"),
+            event("suppression-delete"),
+        )
+        .await,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("+15551234567"));
+    let (status, _, _) = answer(
+        suppression_get::handle(&app.wired("suppression-get"), event("suppression-get")).await,
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 // --- the scheduler's target and the sweeper ----------------------------------------------------
 
 /// The `dispatch` fixture (EventBridge Scheduler's input) for the callback `id`.

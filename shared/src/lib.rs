@@ -26,6 +26,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod scheduler;
 pub mod store;
+pub mod suppressions;
 pub mod sweeper;
 pub mod time;
 pub mod validate;

@@ -118,6 +118,14 @@ pub const ROUTES: &[Route] = &[
         "webhook-delivery-redeliver",
     ),
     route(Method::POST, "/v1/webhooks/{id}/recover", "webhook-recover"),
+    route(Method::GET, "/v1/suppressions", "suppression-list"),
+    route(Method::PUT, "/v1/suppressions/{number}", "suppression-put"),
+    route(Method::GET, "/v1/suppressions/{number}", "suppression-get"),
+    route(
+        Method::DELETE,
+        "/v1/suppressions/{number}",
+        "suppression-delete",
+    ),
 ];
 
 /// Functions that no HTTP route invokes: the authorizer, the scheduler's target (every
