@@ -25,6 +25,8 @@ pub async fn call(app: &App, function: &str, request: ApiRequest) -> ApiResult<A
         "callback-get" => callback_get::handle(app, request).await,
         "callback-update" => callback_update::handle(app, request).await,
         "callback-cancel" => callback_cancel::handle(app, request).await,
+        "callback-bulk-cancel" => callback_bulk_cancel::handle(app, request).await,
+        "callback-outcome" => callback_outcome::handle(app, request).await,
         "callback-dispatch" => callback_dispatch::handle(app, request).await,
         "webhook-create" => webhook_create::handle(app, request).await,
         "webhook-list" => webhook_list::handle(app, request).await,

@@ -87,6 +87,9 @@ pub struct ErrorBody<'a> {
     pub code: &'static str,
     #[serde(skip_serializing_if = "<[FieldProblem]>::is_empty")]
     pub details: &'a [FieldProblem],
+    /// A create refused by `dedupe: one_active_per_number`: the callback that holds the number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_callback_id: Option<&'a str>,
 }
 
 /// An error as the caller sees it.
@@ -98,6 +101,8 @@ pub struct ApiError {
     pub details: Vec<FieldProblem>,
     /// Whole seconds after which a retry may succeed (`Retry-After` of a 429 or 503).
     pub retry_after: Option<u64>,
+    /// See [`ErrorBody::existing_callback_id`].
+    pub existing_callback_id: Option<String>,
 }
 
 impl ApiError {
@@ -113,6 +118,7 @@ impl ApiError {
             message: message.into(),
             details: Vec::new(),
             retry_after,
+            existing_callback_id: None,
         }
     }
 
@@ -166,6 +172,7 @@ impl ApiError {
             message,
             details,
             retry_after: None,
+            existing_callback_id: None,
         }
     }
 
@@ -183,6 +190,7 @@ impl ApiError {
             error: &self.message,
             code: self.code.as_str(),
             details: &self.details,
+            existing_callback_id: self.existing_callback_id.as_deref(),
         }
     }
 }

@@ -87,6 +87,12 @@ pub const ROUTES: &[Route] = &[
     route(Method::GET, "/v1/callbacks/{id}", "callback-get"),
     route(Method::PATCH, "/v1/callbacks/{id}", "callback-update"),
     route(Method::POST, "/v1/callbacks/{id}/cancel", "callback-cancel"),
+    route(Method::POST, "/v1/callbacks/cancel", "callback-bulk-cancel"),
+    route(
+        Method::POST,
+        "/v1/callbacks/{id}/outcome",
+        "callback-outcome",
+    ),
     route(
         Method::POST,
         "/v1/callbacks/{id}/dispatch",

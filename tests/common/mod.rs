@@ -535,8 +535,8 @@ impl TestServer {
 
     /// Lets the callback's schedule fire as the cloud would: the clock moves to the schedule's
     /// time; an in-process timer then fires by itself, an EventBridge schedule (which the
-    /// emulator never fires) has its input handed to the `dispatch` handler and is deleted
-    /// after (`ActionAfterCompletion: DELETE`). Answers the time it fired at.
+    /// emulator never fires) is deleted (`ActionAfterCompletion: DELETE`) and its input handed
+    /// to the `dispatch` handler. Answers the time it fired at.
     pub async fn fire_schedule(&self, callback_id: &str) -> Timestamp {
         let scheduled = self
             .schedule_of(callback_id)
@@ -544,10 +544,13 @@ impl TestServer {
             .unwrap_or_else(|| panic!("{callback_id} has a schedule"));
         self.clock.advance_to(scheduled.at);
         if self.backend == Backend::DynamoDb {
+            // As EventBridge Scheduler does with `ActionAfterCompletion: DELETE`: the schedule is
+            // gone once its (asynchronous) invocation is handed to Lambda, before dispatch runs —
+            // so a dispatch that arms the callback again (a calling window) makes a new one.
+            delete_schedule(callback_id).await;
             dispatch::handle(&self.app, scheduled.job)
                 .await
                 .expect("dispatch runs");
-            delete_schedule(callback_id).await;
         }
         scheduled.at
     }

@@ -35,6 +35,7 @@ const MAX_SESSION_ID: usize = 255;
 pub const FLOW_INACTIVE: &str = "FLOW_INACTIVE";
 pub const EXPIRED: &str = "EXPIRED";
 pub const NO_DISPATCH_TARGET: &str = "NO_DISPATCH_TARGET";
+pub const SUPPRESSED: &str = "SUPPRESSED";
 
 /// Takes the callback for this dispatcher: `dispatching`, with a lease.
 async fn take(
@@ -87,7 +88,7 @@ pub async fn run_job(app: &App, job: &DispatchJob) -> ApiResult<Option<Callback>
     })
     .await?;
     match taken {
-        Some((taken, before)) => run(app, taken, &before).await.map(Some),
+        Some((taken, before)) => run(app, taken, &before, By::Schedule).await.map(Some),
         None => Ok(None),
     }
 }
@@ -112,13 +113,25 @@ pub async fn dispatch_now(app: &App, caller: &Caller, id: &str) -> ApiResult<Cal
         tracing::warn!(callback = %id, %err, "could not delete the schedule of a callback dispatched by hand");
     }
     let (taken, before) = taken;
-    run(app, taken, &before).await
+    run(app, taken, &before, By::Hand).await
+}
+
+/// Who dispatches: a schedule (or the sweeper), which the calling window holds back, or a
+/// caller of `POST …/dispatch`, who asked for now (SPEC §7: "a manual dispatch excepted").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum By {
+    Schedule,
+    Hand,
 }
 
 /// What the dispatch came to.
 enum Outcome {
-    Dispatched { session_id: String },
+    Dispatched {
+        session_id: String,
+    },
     Failed(String),
+    /// Due outside its calling window: back to `scheduled`, at the next opening.
+    Moved(Timestamp),
 }
 
 /// The tries of one endpoint in a dispatch, for the delivery log.
@@ -137,6 +150,7 @@ struct Sent {
 async fn deliver_dispatch(
     app: &App,
     stored: &StoredCallback,
+    by: By,
     sent: &mut Sent,
 ) -> ApiResult<Outcome> {
     let callback = &stored.callback;
@@ -169,11 +183,33 @@ async fn deliver_dispatch(
     if !active.value.active {
         return inactive();
     }
-    if callback
-        .expires_at
-        .is_some_and(|expires| expires <= app.clock.now())
-    {
+    let now = app.clock.now();
+    if callback.expires_at.is_some_and(|expires| expires <= now) {
         return Ok(Outcome::Failed(EXPIRED.to_owned()));
+    }
+    // Do-not-call is checked at every dispatch: a number may have been suppressed since.
+    if crate::suppressions::in_force(app, organization_id, &callback.to_number, now)
+        .await?
+        .is_some()
+    {
+        return Ok(Outcome::Failed(SUPPRESSED.to_owned()));
+    }
+    if by == By::Schedule
+        && let Some(window) = &pinned.value.calling_window
+    {
+        let opening = window.next_opening(now, callback.time_zone.as_deref());
+        if opening > now {
+            return Ok(
+                if callback
+                    .expires_at
+                    .is_some_and(|expires| opening >= expires)
+                {
+                    Outcome::Failed(EXPIRED.to_owned())
+                } else {
+                    Outcome::Moved(opening)
+                },
+            );
+        }
     }
     let endpoints = subscribers(app, organization_id, EventType::CallbackDispatch).await?;
     if endpoints.is_empty() {
@@ -239,9 +275,10 @@ async fn run(
     app: &App,
     taken: Loaded<StoredCallback>,
     before: &StoredCallback,
+    by: By,
 ) -> ApiResult<Callback> {
     let mut sent = Sent::default();
-    let outcome = match deliver_dispatch(app, &taken.value, &mut sent).await {
+    let outcome = match deliver_dispatch(app, &taken.value, by, &mut sent).await {
         Ok(outcome) => outcome,
         Err(err) => {
             // Nothing was delivered (the store failed while reading the flow or the endpoints):
@@ -268,7 +305,15 @@ async fn run(
             after.callback.failure_cause = Some(cause);
             EventType::CallbackFailed
         }
+        Outcome::Moved(opening) => {
+            after.callback.status = CallbackStatus::Scheduled;
+            after.callback.scheduled_at = opening;
+            after.dispatch_event_id = None;
+            EventType::CallbackRescheduled
+        }
     };
+    let moved_to =
+        (after.callback.status == CallbackStatus::Scheduled).then_some(after.callback.scheduled_at);
     let recorded = store::save(app.store.as_ref(), Some(&taken), &after, &[event]).await;
     log_deliveries(app, &after.callback.organization_id, &sent).await;
     match recorded {
@@ -279,6 +324,15 @@ async fn run(
             return Ok(current.value.callback);
         }
         Err(err) => return Err(err.into()),
+    }
+    // The item first, then its schedule; the sweeper dispatches it if the schedule is lost.
+    if let Some(opening) = moved_to
+        && let Err(err) = app
+            .scheduler
+            .schedule(&super::service::job_of(&after.callback), opening)
+            .await
+    {
+        tracing::warn!(callback = %after.callback.id, %err, "no schedule at the window's opening; the sweeper will cover it");
     }
     tracing::info!(callback = %after.callback.id, status = after.callback.status.as_str(), "dispatch finished");
     Ok(after.callback)

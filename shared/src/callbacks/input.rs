@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult, FieldProblem};
 use crate::fields::{Field, FieldReader};
+use crate::flows::policies::is_time_zone;
 use crate::validate::is_e164;
 
 /// SPEC §4 limits.
@@ -31,6 +32,8 @@ pub struct NewCallback {
     pub summary: Option<String>,
     pub pipeline_config: Option<Map<String, Value>>,
     pub metadata: Option<Map<String, Value>>,
+    /// The recipient's IANA zone, for the calling window (SPEC §7).
+    pub time_zone: Option<String>,
 }
 
 /// A `PATCH` body: only what a scheduled callback may change.
@@ -45,6 +48,7 @@ pub struct CallbackPatch {
     pub summary: Field<String>,
     pub metadata: Field<Map<String, Value>>,
     pub pipeline_config: Field<Map<String, Value>>,
+    pub time_zone: Field<String>,
 }
 
 const READ_ONLY: &[&str] = &[
@@ -60,7 +64,20 @@ const READ_ONLY: &[&str] = &[
     "created_at",
     "updated_at",
     "cancel_reason",
+    "attempt",
+    "max_attempts",
+    "requested_at",
+    "outcome",
+    "outcome_at",
+    "attempts",
 ];
+
+fn time_zone(fields: &mut FieldReader) -> Field<String> {
+    fields.read("time_zone", |value| match value {
+        Value::String(name) if is_time_zone(&name) => Ok(name),
+        _ => Err("must be an IANA time zone name like America/New_York".to_owned()),
+    })
+}
 
 fn phone(fields: &mut FieldReader, name: &str) -> Field<String> {
     fields.read(name, |value| match value {
@@ -152,6 +169,7 @@ pub fn read_new_callback(
         .object("pipeline_config", MAX_OBJECT_BYTES)
         .into_option();
     let metadata = metadata(&mut fields).into_option();
+    let time_zone = time_zone(&mut fields).into_option();
     let mut problems = fields.into_problems();
     check_times(now, scheduled_at, expires_at, &mut problems);
     if !problems.is_empty() {
@@ -171,6 +189,7 @@ pub fn read_new_callback(
         summary,
         pipeline_config,
         metadata,
+        time_zone,
     })
 }
 
@@ -203,6 +222,7 @@ pub fn read_patch(body: Map<String, Value>) -> ApiResult<CallbackPatch> {
         summary: fields.string("summary", MAX_TEXT),
         metadata: metadata(&mut fields),
         pipeline_config: fields.object("pipeline_config", MAX_OBJECT_BYTES),
+        time_zone: time_zone(&mut fields),
     };
     fields.finish()?;
     Ok(patch)

@@ -4,6 +4,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::flows::policies::CallOutcome;
 use crate::time::rfc3339;
 
 pub const ID_PREFIX: &str = "cb_";
@@ -65,6 +66,13 @@ pub const FIELDS: &[&str] = &[
     "created_at",
     "updated_at",
     "cancel_reason",
+    "attempt",
+    "max_attempts",
+    "requested_at",
+    "time_zone",
+    "outcome",
+    "outcome_at",
+    "attempts",
 ];
 
 /// The callback exactly as the API shows it: every field, `null` when absent.
@@ -102,6 +110,45 @@ pub struct Callback {
     #[serde(with = "rfc3339")]
     pub updated_at: Timestamp,
     pub cancel_reason: Option<String>,
+    /// Which attempt the callback is on: 1 at creation, one more for each retry (SPEC §7).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// Attempts allowed in all, from the flow's `retry_policy` when the callback was created.
+    #[serde(default = "first_attempt")]
+    pub max_attempts: u32,
+    /// The time asked for, when a calling window moved `scheduled_at` (else the same).
+    #[serde(default, with = "rfc3339::option")]
+    pub requested_at: Option<Timestamp>,
+    /// The recipient's IANA time zone: replaces the calling window's zone for this callback.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// The last outcome reported (`POST …/outcome`).
+    #[serde(default)]
+    pub outcome: Option<CallOutcome>,
+    #[serde(default, with = "rfc3339::option")]
+    pub outcome_at: Option<Timestamp>,
+    /// Every attempt that has an outcome, oldest first.
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+/// One attempt of a callback and how it went (SPEC §7 `attempts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub attempt: u32,
+    #[serde(with = "rfc3339::option")]
+    pub dispatched_at: Option<Timestamp>,
+    pub created_session_id: Option<String>,
+    pub outcome: CallOutcome,
+    #[serde(with = "rfc3339")]
+    pub outcome_at: Timestamp,
+    /// The session the agent runtime reported with the outcome, if any.
+    pub session_id: Option<String>,
+    pub detail: Option<String>,
 }
 
 impl Callback {
@@ -126,4 +173,19 @@ pub struct StoredCallback {
     /// dispatch taking it, at the latest), so a create that is rolled back announces nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unannounced: bool,
+    /// Created under `dedupe: one_active_per_number`: while `scheduled` or `dispatching` the
+    /// callback holds its organization's uniqueness item for `to_number` (SPEC §7).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub holds_number: bool,
+}
+
+impl StoredCallback {
+    /// Whether the callback holds its number's uniqueness item now.
+    pub fn holds_number_now(&self) -> bool {
+        self.holds_number
+            && matches!(
+                self.callback.status,
+                CallbackStatus::Scheduled | CallbackStatus::Dispatching
+            )
+    }
 }

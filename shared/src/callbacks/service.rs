@@ -16,6 +16,7 @@ use crate::auth::Caller;
 use crate::concurrency::{Failure, optimistic};
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{Field, FieldReader};
+use crate::flows::policies::Dedupe;
 use crate::http::{check_if_match, etag_of};
 use crate::ids;
 use crate::page::PageScope;
@@ -40,12 +41,54 @@ pub(crate) async fn load(
         .ok_or_else(not_found)
 }
 
-/// A new callback's id is fresh, so a condition that fails on its write is one of its guards.
-fn guarded(err: crate::store::StoreError) -> ApiError {
+/// Why a new callback's write failed. Its id is fresh, so a condition that fails is one of its
+/// guards or its number's uniqueness item.
+enum CreateFailure {
+    Store(crate::store::StoreError),
+    /// A condition failed: the number's holder, or a guard.
+    Condition {
+        organization_id: String,
+        number: Option<String>,
+    },
+}
+
+fn guarded(err: crate::store::StoreError, stored: &StoredCallback) -> CreateFailure {
     match err {
-        crate::store::StoreError::ConditionFailed => ApiError::conflict(GUARD_FAILED),
-        other => other.into(),
+        crate::store::StoreError::ConditionFailed => CreateFailure::Condition {
+            organization_id: stored.callback.organization_id.clone(),
+            number: stored
+                .holds_number
+                .then(|| stored.callback.to_number.clone()),
+        },
+        other => CreateFailure::Store(other),
     }
+}
+
+impl CreateFailure {
+    /// The answer: 409 with the callback that holds the number (SPEC §7), or [`GUARD_FAILED`].
+    async fn resolve(self, app: &App) -> ApiError {
+        match self {
+            Self::Store(err) => err.into(),
+            Self::Condition {
+                organization_id,
+                number: Some(number),
+            } => match store::number_holder(app.store.as_ref(), &organization_id, &number).await {
+                Ok(Some(holder)) => number_taken(&number, holder),
+                Ok(None) => ApiError::conflict(GUARD_FAILED),
+                Err(err) => err.into(),
+            },
+            Self::Condition { number: None, .. } => ApiError::conflict(GUARD_FAILED),
+        }
+    }
+}
+
+/// 409 for a second active callback to a number under `dedupe: one_active_per_number`.
+fn number_taken(number: &str, holder: String) -> ApiError {
+    let mut err = ApiError::conflict(format!(
+        "{number} already has an active callback ({holder}); the flow allows one per number"
+    ));
+    err.existing_callback_id = Some(holder);
+    err
 }
 
 /// The job that dispatches `callback` (its schedule, or "now").
@@ -86,12 +129,40 @@ pub async fn create_guarded(
         ));
     }
     let now = app.clock.now();
+    if let Some(suppression) =
+        crate::suppressions::in_force(app, organization_id, &new.to_number, now).await?
+    {
+        return Err(ApiError::conflict(format!(
+            "{} is on the do-not-call list ({}): no callback can be scheduled to it",
+            suppression.number, suppression.source
+        )));
+    }
     let from_number = new.from_number.or_else(|| {
         active
             .entry_points
             .iter()
             .find_map(|p| p.entry_number.clone())
     });
+    // The calling window moves a time outside it to the next opening (SPEC §7).
+    let asked = new.scheduled_at.unwrap_or(now);
+    let scheduled_at = match &active.calling_window {
+        Some(window) => window.next_opening(asked, new.time_zone.as_deref()),
+        None => asked,
+    };
+    if let Some(expires) = new.expires_at
+        && scheduled_at >= expires
+    {
+        return Err(ApiError::invalid_field(
+            "expires_at",
+            format!(
+                "is before the calling window's next opening ({}): the callback could never be \
+                 dispatched",
+                crate::time::format_timestamp(scheduled_at)
+            ),
+        ));
+    }
+    let scheduled_later =
+        (scheduled_at != asked || new.scheduled_at.is_some()).then_some(scheduled_at);
     let callback = Callback {
         id: ids::new_id(ID_PREFIX, now.as_millisecond()),
         organization_id: organization_id.to_owned(),
@@ -103,7 +174,7 @@ pub async fn create_guarded(
         phone_number_id: new.phone_number_id,
         to_number: new.to_number,
         from_number,
-        scheduled_at: new.scheduled_at.unwrap_or(now),
+        scheduled_at,
         expires_at: new.expires_at,
         status: CallbackStatus::Scheduled,
         reason: new.reason,
@@ -118,23 +189,32 @@ pub async fn create_guarded(
         created_at: now,
         updated_at: now,
         cancel_reason: None,
+        attempt: 1,
+        max_attempts: active.retry_policy.max_attempts,
+        requested_at: Some(asked),
+        time_zone: new.time_zone,
+        outcome: None,
+        outcome_at: None,
+        attempts: Vec::new(),
     };
     let mut stored = StoredCallback {
         callback: callback.clone(),
         lease_until_ms: None,
         dispatch_event_id: None,
         unannounced: false,
+        holds_number: active.dedupe == Dedupe::OneActivePerNumber,
     };
     let job = job_of(&callback);
     let table = app.store.as_ref();
-    match new.scheduled_at {
+    match scheduled_later {
         Some(at) => {
             app.scheduler.schedule(&job, at).await?;
             let events = [EventType::CallbackScheduled];
             if let Err(err) = store::save_guarded(table, &stored, &events, guards)
                 .await
-                .map_err(guarded)
+                .map_err(|err| guarded(err, &stored))
             {
+                let err = err.resolve(app).await;
                 if let Err(cleanup) = app.scheduler.unschedule(&callback.id).await {
                     // The orphan schedule fires into a missing callback, which dispatch ignores.
                     tracing::warn!(callback = %callback.id, %cleanup, "could not remove the schedule of a failed create");
@@ -146,9 +226,10 @@ pub async fn create_guarded(
             // Written before the hand-off and removed if it fails: announced by its first
             // change instead (see `StoredCallback::unannounced`).
             stored.unannounced = true;
-            let rev = store::save_guarded(table, &stored, &[], guards)
-                .await
-                .map_err(guarded)?;
+            let rev = match store::save_guarded(table, &stored, &[], guards).await {
+                Ok(rev) => rev,
+                Err(err) => return Err(guarded(err, &stored).resolve(app).await),
+            };
             if let Err(err) = app.invoker.invoke(&job).await {
                 let written = Loaded { value: stored, rev };
                 if let Err(cleanup) = store::remove(table, &written).await {
@@ -223,6 +304,7 @@ fn apply(callback: &mut Callback, patch: &CallbackPatch) {
     set(&mut callback.summary, &patch.summary);
     set(&mut callback.metadata, &patch.metadata);
     set(&mut callback.pipeline_config, &patch.pipeline_config);
+    set(&mut callback.time_zone, &patch.time_zone);
 }
 
 /// `PATCH /v1/callbacks/{id}`: while `scheduled`; the schedule moves with it.
@@ -253,8 +335,43 @@ pub async fn update(
             after.callback.expires_at,
             patch,
         )?;
-        after.callback.updated_at = app.clock.now();
-        store::save(app.store.as_ref(), Some(&before), &after, &[]).await?;
+        let now = app.clock.now();
+        after.callback.updated_at = now;
+        if patch.scheduled_at.is_some() {
+            after.callback.requested_at = patch.scheduled_at;
+        }
+        let new_number = after.callback.to_number != before.value.callback.to_number;
+        if new_number
+            && let Some(suppression) = crate::suppressions::in_force(
+                app,
+                &caller.organization_id,
+                &after.callback.to_number,
+                now,
+            )
+            .await?
+        {
+            return Err(ApiError::conflict(format!(
+                "{} is on the do-not-call list ({})",
+                suppression.number, suppression.source
+            ))
+            .into());
+        }
+        let table = app.store.as_ref();
+        match store::save(table, Some(&before), &after, &[]).await {
+            Err(crate::store::StoreError::ConditionFailed) if new_number && after.holds_number => {
+                // Our revision, or the new number's uniqueness item: only the latter is final.
+                let number = &after.callback.to_number;
+                match store::number_holder(table, &caller.organization_id, number).await? {
+                    Some(holder) if holder != after.callback.id => {
+                        return Err(number_taken(number, holder).into());
+                    }
+                    _ => return Err(Failure::Raced),
+                }
+            }
+            other => {
+                other?;
+            }
+        }
         Ok::<_, Failure>((before.value.callback.scheduled_at, after.callback))
     })
     .await;
@@ -284,9 +401,28 @@ pub async fn cancel(
         .string("reason", super::input::MAX_REASON)
         .into_option();
     fields.finish()?;
+    let (callback, _) = cancel_one(app, &caller.organization_id, id, reason, |_| true).await?;
+    Ok(callback)
+}
+
+/// Cancels one callback, as its cancel route does: `scheduled` → `cancelled` with its event in
+/// one conditional write, then its schedule deleted. Answers it and whether this call cancelled
+/// it (an already cancelled one is answered as it is). `matches` is checked on the callback as
+/// read (bulk cancel's filters); one that does not match is answered unchanged.
+pub(crate) async fn cancel_one(
+    app: &App,
+    organization_id: &str,
+    id: &str,
+    reason: Option<String>,
+    matches: impl Fn(&Callback) -> bool,
+) -> ApiResult<(Callback, bool)> {
     let reason = &reason;
+    let matches = &matches;
     let (callback, changed) = optimistic(move || async move {
-        let before = load(app, &caller.organization_id, id).await?;
+        let before = load(app, organization_id, id).await?;
+        if !matches(&before.value.callback) {
+            return Ok((before.value.callback, false));
+        }
         match before.value.callback.status {
             CallbackStatus::Cancelled => return Ok((before.value.callback, false)),
             CallbackStatus::Scheduled => {}
@@ -313,5 +449,5 @@ pub async fn cancel(
         // A schedule that still fires finds a cancelled callback and does nothing.
         tracing::warn!(callback = %callback.id, %err, "could not delete the schedule of a cancelled callback");
     }
-    Ok(callback)
+    Ok((callback, changed))
 }

@@ -5,6 +5,8 @@
 //! | callback | `ORG#<org>#CB#<id>` | `CALLBACK` |
 //! | list entry (4 or 8 per callback) | `ORG#<org>#CBS#s=<status>#sess=<session>#f=<flow>#<shard 0-3>` | `<id>` |
 //! | due entry (while scheduled/dispatching) | `DUE#<shard 0-31>` | `<due ms, 13 digits>#<id>` |
+//! | number entry (while scheduled) | `ORG#<org>#CBNUM#<to_number>` | `<id>` |
+//! | number's uniqueness item (`dedupe`, while scheduled/dispatching) | `ORG#<org>#NUMBER#<to_number>` | `ACTIVE` |
 //!
 //! List entries exist for every combination of the filters `status`, `source_session_id` and
 //! `flow` with "any" (`*`), so each filtered list is a `Query` of its partitions; ids sort by
@@ -64,6 +66,67 @@ fn list_pk(organization_id: &str, filters: &CallbackFilters, shard: u32) -> Stri
     )
 }
 
+/// The scheduled callbacks to a number (bulk cancel by `to_number`, an opt-out's cascade).
+fn number_pk(organization_id: &str, number: &str) -> String {
+    format!("ORG#{organization_id}#CBNUM#{number}")
+}
+
+/// The item a callback created under `dedupe: one_active_per_number` holds while active: put
+/// on condition that it is absent, so of concurrent creates to one number exactly one wins.
+fn uniqueness_key(organization_id: &str, number: &str) -> Key {
+    Key::new(format!("ORG#{organization_id}#NUMBER#{number}"), "ACTIVE")
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct NumberHolder {
+    callback_id: String,
+}
+
+/// The callback holding `number`'s uniqueness item, if any.
+pub async fn number_holder(
+    table: &dyn Table,
+    organization_id: &str,
+    number: &str,
+) -> Result<Option<String>, StoreError> {
+    match table.get(&uniqueness_key(organization_id, number)).await? {
+        Some(item) => Ok(Some(item.decode::<NumberHolder>()?.callback_id)),
+        None => Ok(None),
+    }
+}
+
+/// The writes that move the uniqueness item from `before` to `after`: released on every
+/// transition out of scheduled/dispatching (and from an old number), taken — on condition
+/// that nobody holds it — on the way in.
+fn uniqueness_writes(
+    before: Option<&StoredCallback>,
+    after: &StoredCallback,
+) -> Result<Vec<Write>, StoreError> {
+    let organization_id = &after.callback.organization_id;
+    let held = before.filter(|b| b.holds_number_now());
+    let holds = after.holds_number_now();
+    let same_number = held.is_some_and(|b| b.callback.to_number == after.callback.to_number);
+    let mut writes = Vec::new();
+    if let Some(before) = held
+        && !(holds && same_number)
+    {
+        writes.push(Write::Delete {
+            key: uniqueness_key(organization_id, &before.callback.to_number),
+            expect: Expect::Anything,
+        });
+    }
+    if holds && !same_number {
+        let holder = NumberHolder {
+            callback_id: after.callback.id.clone(),
+        };
+        writes.push(Write::put(
+            uniqueness_key(organization_id, &after.callback.to_number),
+            &holder,
+            Expect::Absent,
+        )?);
+    }
+    Ok(writes)
+}
+
 fn due_pk(shard: u32) -> String {
     format!("DUE#{shard}")
 }
@@ -114,6 +177,10 @@ fn entries(stored: &StoredCallback) -> Entries {
             }
         }
     }
+    if callback.status == CallbackStatus::Scheduled {
+        let pk = number_pk(&callback.organization_id, &callback.to_number);
+        entries.insert(Key::new(pk, &callback.id), serde_json::json!({}));
+    }
     if let Some(due) = due_ms(stored) {
         let key = Key::new(
             due_pk(shard_of(&callback.id, DUE_SHARDS)),
@@ -149,6 +216,18 @@ pub async fn save(
     after: &StoredCallback,
     events: &[EventType],
 ) -> Result<u64, StoreError> {
+    save_with(table, before, after, events, Vec::new()).await
+}
+
+/// [`save`], with `also` (writes of other items that belong to the change) in the same
+/// transaction.
+pub async fn save_with(
+    table: &dyn Table,
+    before: Option<&Loaded<StoredCallback>>,
+    after: &StoredCallback,
+    events: &[EventType],
+    also: Vec<Write>,
+) -> Result<u64, StoreError> {
     let key = item_key(&after.callback.organization_id, &after.callback.id);
     let (expect, rev) = match before {
         Some(before) => (Expect::Revision(before.rev), before.rev + 1),
@@ -181,7 +260,9 @@ pub async fn save(
     let mut writes = vec![Write::put(key, &record, expect)?];
     let old = before.map(|b| entries(&b.value)).unwrap_or_default();
     writes.extend(reindex(&old, &entries(&record)));
+    writes.extend(uniqueness_writes(before.map(|b| &b.value), &record)?);
     writes.extend(outboxed);
+    writes.extend(also);
     table.write(writes).await?;
     Ok(rev)
 }
@@ -197,6 +278,7 @@ pub async fn save_guarded(
     let key = item_key(&new.callback.organization_id, &new.callback.id);
     let mut writes = vec![Write::put(key, new, Expect::Absent)?];
     writes.extend(reindex(&Entries::new(), &entries(new)));
+    writes.extend(uniqueness_writes(None, new)?);
     for event in events {
         writes.push(outbox::event(
             &new.callback.organization_id,
@@ -218,7 +300,43 @@ pub async fn remove(table: &dyn Table, stored: &Loaded<StoredCallback>) -> Resul
         expect: Expect::Revision(stored.rev),
     }];
     writes.extend(reindex(&entries(&stored.value), &Entries::new()));
+    if stored.value.holds_number_now() {
+        writes.push(Write::Delete {
+            key: uniqueness_key(&callback.organization_id, &callback.to_number),
+            expect: Expect::Anything,
+        });
+    }
     table.write(writes).await
+}
+
+/// Ids of `scheduled` callbacks, newest first, one page after `after`: to `number` when given,
+/// else those matching the list filters (`source_session_id`, `flow`), whose `scheduled` list
+/// is read. With a number, the other filters are for the caller to check on each callback.
+pub async fn scheduled_ids(
+    table: &dyn Table,
+    organization_id: &str,
+    number: Option<&str>,
+    filters: &CallbackFilters,
+    after: Option<String>,
+    limit: usize,
+) -> Result<(Vec<String>, Option<String>), StoreError> {
+    let pks = match number {
+        Some(number) => vec![number_pk(organization_id, number)],
+        None => {
+            let filters = CallbackFilters {
+                status: Some(CallbackStatus::Scheduled),
+                ..filters.clone()
+            };
+            (0..LIST_SHARDS)
+                .map(|shard| list_pk(organization_id, &filters, shard))
+                .collect()
+        }
+    };
+    let (entries, next) = merged_page(table, pks, SortRange::All, after, limit).await?;
+    Ok((
+        entries.into_iter().map(|entry| entry.key.sk).collect(),
+        next,
+    ))
 }
 
 /// One page of a callback list, newest first, and the position after it (merged over the

@@ -4,6 +4,7 @@ use serde_json::{Map, Value};
 
 use super::data::data_to_yaml;
 use super::model::{CHANNEL_TYPES, ChannelType, EntryPoint, FLOW_TYPES, FlowType};
+use super::policies::{CallingWindow, DEDUPE_VALUES, Dedupe, RetryPolicy};
 use crate::error::{ApiResult, FieldProblem};
 use crate::fields::{Field, FieldReader};
 use crate::validate::{is_e164, is_language_tag};
@@ -21,6 +22,9 @@ pub struct FlowFields {
     pub data_yaml: Field<String>,
     pub targeting_logic: Field<String>,
     pub entry_points: Field<Vec<EntryPoint>>,
+    pub calling_window: Field<CallingWindow>,
+    pub retry_policy: Field<RetryPolicy>,
+    pub dedupe: Field<Dedupe>,
 }
 
 /// Which fields a body touches, for the rule that an `ACTIVE` version takes only some.
@@ -30,7 +34,7 @@ impl FlowFields {
         if self.name.is_some() {
             touched.push("name");
         }
-        let fields: [(&'static str, bool); 7] = [
+        let fields: [(&'static str, bool); 10] = [
             ("description", !self.description.is_absent()),
             ("type", !self.flow_type.is_absent()),
             ("channel_type", !self.channel_type.is_absent()),
@@ -38,6 +42,9 @@ impl FlowFields {
             ("data", !self.data_yaml.is_absent()),
             ("targeting_logic", !self.targeting_logic.is_absent()),
             ("entry_points", !self.entry_points.is_absent()),
+            ("calling_window", !self.calling_window.is_absent()),
+            ("retry_policy", !self.retry_policy.is_absent()),
+            ("dedupe", !self.dedupe.is_absent()),
         ];
         touched.extend(
             fields
@@ -99,11 +106,16 @@ pub fn read_flow_fields(
     let active = fields.boolean("active");
     let data_yaml = fields.read("data", data_to_yaml);
     let targeting_logic = fields.string("targeting_logic", 4096);
+    let calling_window = nested(&mut fields, "calling_window", CallingWindow::read);
+    let retry_policy = nested(&mut fields, "retry_policy", RetryPolicy::read);
+    let dedupe = fields.choice("dedupe", DEDUPE_VALUES);
     // These have defaults, not an absent state: null is a mistake, not a reset.
     for (name, is_null) in [
         ("type", flow_type == Field::Null),
         ("channel_type", channel_type == Field::Null),
         ("active", active == Field::Null),
+        ("retry_policy", retry_policy == Field::Null),
+        ("dedupe", dedupe == Field::Null),
     ] {
         if is_null {
             fields.problem(name, "must not be null");
@@ -129,8 +141,30 @@ pub fn read_flow_fields(
         data_yaml,
         targeting_logic,
         entry_points,
+        calling_window,
+        retry_policy,
+        dedupe,
     };
     (parsed, fields.into_problems())
+}
+
+/// A field whose value is an object read by `read`, which names every problem by its path.
+fn nested<T>(
+    fields: &mut FieldReader,
+    name: &str,
+    read: impl FnOnce(&str, Value) -> Result<T, Vec<FieldProblem>>,
+) -> Field<T> {
+    match fields.take(name) {
+        Field::Set(value) => match read(name, value) {
+            Ok(parsed) => Field::Set(parsed),
+            Err(problems) => {
+                fields.add_problems(problems);
+                Field::Absent
+            }
+        },
+        Field::Null => Field::Null,
+        Field::Absent => Field::Absent,
+    }
 }
 
 pub fn read_flow_body(body: Map<String, Value>, require_name: bool) -> ApiResult<FlowFields> {

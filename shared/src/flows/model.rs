@@ -4,6 +4,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::policies::{CallingWindow, Dedupe, RetryPolicy};
 use crate::time::rfc3339;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -109,6 +110,13 @@ pub struct FlowVersion {
     #[serde(with = "rfc3339")]
     pub modified_at: Timestamp,
     pub modified_by: String,
+    /// Callback policies (SPEC §7); versions stored before them read as the defaults.
+    #[serde(default)]
+    pub calling_window: Option<CallingWindow>,
+    #[serde(default)]
+    pub retry_policy: RetryPolicy,
+    #[serde(default)]
+    pub dedupe: Dedupe,
 }
 
 impl FlowVersion {
@@ -215,6 +223,9 @@ pub struct FlowView {
     #[serde(with = "rfc3339")]
     pub modified_at: Timestamp,
     pub modified_by: String,
+    pub calling_window: Option<CallingWindow>,
+    pub retry_policy: RetryPolicy,
+    pub dedupe: Dedupe,
     pub flow_versions: Vec<VersionSummary>,
 }
 
@@ -239,6 +250,9 @@ impl FlowView {
             created_at: version.created_at,
             modified_at: version.modified_at,
             modified_by: version.modified_by,
+            calling_window: version.calling_window,
+            retry_policy: version.retry_policy,
+            dedupe: version.dedupe,
             flow_versions: head.versions.clone(),
         }
     }

@@ -195,6 +195,9 @@ pub async fn create_flow(app: &App, caller: &Caller, fields: FlowFields) -> ApiR
         created_at: now,
         modified_at: now,
         modified_by: caller.key_name.clone(),
+        calling_window: fields.calling_window.into_option(),
+        retry_policy: fields.retry_policy.into_option().unwrap_or_default(),
+        dedupe: fields.dedupe.into_option().unwrap_or_default(),
     };
     let head = FlowHead {
         slug,
@@ -217,7 +220,15 @@ pub async fn create_flow(app: &App, caller: &Caller, fields: FlowFields) -> ApiR
 pub const MAX_VERSIONS: usize = 1000;
 
 /// Fields an `ACTIVE` version still takes (SPEC §2).
-const ACTIVE_EDITABLE: &[&str] = &["name", "description", "active", "targeting_logic"];
+const ACTIVE_EDITABLE: &[&str] = &[
+    "name",
+    "description",
+    "active",
+    "targeting_logic",
+    "calling_window",
+    "retry_policy",
+    "dedupe",
+];
 
 pub async fn update_flow(
     app: &App,
@@ -300,8 +311,22 @@ fn apply_fields(version: &mut FlowVersion, fields: FlowFields, now_ms: i64) {
         data_yaml,
         targeting_logic,
         entry_points,
+        calling_window,
+        retry_policy,
+        dedupe,
         ..
     } = fields;
+    match calling_window {
+        Field::Set(window) => version.calling_window = Some(window),
+        Field::Null => version.calling_window = None,
+        Field::Absent => {}
+    }
+    if let Field::Set(policy) = retry_policy {
+        version.retry_policy = policy;
+    }
+    if let Field::Set(dedupe) = dedupe {
+        version.dedupe = dedupe;
+    }
     match description {
         Field::Set(text) => version.description = Some(text),
         Field::Null => version.description = None,
