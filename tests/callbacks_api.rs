@@ -43,6 +43,13 @@ const CALLBACK_FIELDS: &[&str] = &[
     "created_at",
     "updated_at",
     "cancel_reason",
+    "attempt",
+    "max_attempts",
+    "requested_at",
+    "time_zone",
+    "outcome",
+    "outcome_at",
+    "attempts",
 ];
 
 /// `seconds` from now on the server's clock, as the API writes timestamps.

@@ -147,9 +147,12 @@ fn budget(function: &str) -> (Budget, &'static str) {
     const LISTS: u64 = 8;
     const MOVED: u64 = 2 * LISTS; // each entry deleted and put again
     const OUTBOX: u64 = 1; // a lifecycle event, in the transaction of its change
-    const CALLBACK_NEW: u64 = 1 + 1 + 8 + OUTBOX; // callback, due entry, 8 list entries
+    const NUMBER_ENTRY: u64 = 1; // a scheduled callback's entry under its number (SPEC §7)
+    // callback, due entry, 8 list entries, number entry
+    const CALLBACK_NEW: u64 = 1 + 1 + 8 + NUMBER_ENTRY + OUTBOX;
     const CALLBACK_MOVED: u64 = 1 + 1 + 2 * 4; // callback, due entry gone, 4 entries moved
-    const TAKEN: u64 = CALLBACK_MOVED + 1; // and a due entry at the lease's end
+    const UNSCHEDULED: u64 = CALLBACK_MOVED + NUMBER_ENTRY; // and its number entry gone
+    const TAKEN: u64 = UNSCHEDULED + 1; // and a due entry at the lease's end
     const DELIVERY: u64 = 1 + 4; // a delivery and its 4 list entries
     const DISPATCH_ITEMS: u64 = TAKEN + CALLBACK_MOVED + OUTBOX + 1 + DELIVERY;
     match function {
@@ -364,7 +367,7 @@ fn budget(function: &str) -> (Budget, &'static str) {
         ),
         "callback-create" => (
             Budget {
-                get: 3,
+                get: 4,
                 write: 3,
                 transactions: 1,
                 write_items: 2 + CALLBACK_NEW,
@@ -372,8 +375,9 @@ fn budget(function: &str) -> (Budget, &'static str) {
                 ..NOTHING
             },
             "idempotency (GetItem, claim, answer); flow head and active version (the pinned \
-             version, the from number); CreateSchedule; one transaction: callback, due entry, \
-             8 list entries, callback.scheduled (outbox)",
+             version, the from number, the policies); the number's do-not-call entry; \
+             CreateSchedule; one transaction: callback, due entry, 8 list entries, number entry, \
+             callback.scheduled (outbox)",
         ),
         "callback-get" => (Budget { get: 1, ..NOTHING }, "the callback"),
         "callback-list" => (
@@ -402,16 +406,16 @@ fn budget(function: &str) -> (Budget, &'static str) {
                 get: 1,
                 write: 1,
                 transactions: 1,
-                write_items: CALLBACK_MOVED + OUTBOX,
+                write_items: UNSCHEDULED + OUTBOX,
                 scheduler: 1,
                 ..NOTHING
             },
-            "read; one transaction: callback, due entry deleted, 4 list entries moved, \
-             callback.cancelled (outbox); DeleteSchedule",
+            "read; one transaction: callback, due entry deleted, 4 list entries moved, number \
+             entry deleted, callback.cancelled (outbox); DeleteSchedule",
         ),
         "callback-dispatch" => (
             Budget {
-                get: 3,
+                get: 4,
                 query: 1,
                 write: 4,
                 transactions: 3,
@@ -420,8 +424,9 @@ fn budget(function: &str) -> (Budget, &'static str) {
                 post: 1,
                 ..NOTHING
             },
-            "read; take it (one transaction: callback, 4 list entries moved, due entry moved to \
-             the lease's end); DeleteSchedule; flow head and pinned version; the endpoints \
+            "read; take it (one transaction: callback, 4 list entries moved, number entry \
+             deleted, due entry moved to the lease's end); DeleteSchedule; flow head and pinned \
+             version (its calling window); the number's do-not-call entry; the endpoints \
              (Query); POST callback.dispatch to the first, which takes it; record the outcome \
              (one transaction: callback, due entry deleted, 4 list entries moved, \
              callback.dispatched); log the delivery (the event, then the delivery in one \
@@ -430,7 +435,7 @@ fn budget(function: &str) -> (Budget, &'static str) {
         ),
         "dispatch" => (
             Budget {
-                get: 3,
+                get: 4,
                 query: 1,
                 write: 4,
                 transactions: 3,
@@ -523,16 +528,42 @@ fn budget(function: &str) -> (Budget, &'static str) {
         ),
         "hook-trigger" => (
             Budget {
-                get: 3,
+                get: 4,
                 write: 2,
                 transactions: 1,
                 write_items: CALLBACK_NEW + 1 + 1,
                 scheduler: 1,
                 ..NOTHING
             },
-            "the trigger (its signature), flow head and active version; CreateSchedule; one \
-             transaction as callback-create's, with a check that the trigger is unchanged; the \
+            "the trigger (its signature), flow head and active version, the number's \
+             do-not-call entry; CreateSchedule; one transaction as callback-create's, with a check that the trigger is unchanged; the \
              trigger's last use (PutItem)",
+        ),
+        "callback-outcome" => (
+            Budget {
+                get: 2,
+                write: 1,
+                transactions: 1,
+                write_items: 1 + OUTBOX,
+                ..NOTHING
+            },
+            "the callback; its pinned version (the retry policy and window); one transaction: \
+             the callback (the outcome, its attempt), callback.outcome (outbox). No retry here \
+             (the flow allows one attempt), so no schedule",
+        ),
+        "callback-bulk-cancel" => (
+            Budget {
+                get: 1,
+                query: 4,
+                write: 1,
+                transactions: 1,
+                write_items: UNSCHEDULED + OUTBOX,
+                scheduler: 1,
+                ..NOTHING
+            },
+            "the session's scheduled list, 4 shards (4 Queries, merged); per callback found \
+             (here 1), as callback-cancel: read, one transaction (callback, due entry deleted, \
+             4 list entries moved, number entry deleted, callback.cancelled), DeleteSchedule",
         ),
         other => panic!("no budget for {other}: add one, with its reason"),
     }
@@ -826,6 +857,12 @@ impl Bench {
             .await;
         let now = self.callback(&slug, 1, None).await;
         self.run("callback-dispatch", on_callback("callback-dispatch", &now))
+            .await;
+        self.run("callback-outcome", on_callback("callback-outcome", &now))
+            .await;
+        // The fixture's session has one scheduled callback left: this one.
+        self.callback(&slug, 4, Some("2026-11-21T17:30:00Z")).await;
+        self.run("callback-bulk-cancel", event("callback-bulk-cancel"))
             .await;
 
         // Trigger URLs.

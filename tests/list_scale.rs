@@ -165,7 +165,8 @@ impl World {
         }
         // The outbox handed out, as the deliver function does: n deliveries.
         flowline_core::deadline::within(
-            tokio::time::Instant::now() + std::time::Duration::from_secs(3600),
+            // An hour past the default deadline: 10,000 deliveries take a while.
+            flowline_core::deadline::current() + std::time::Duration::from_secs(3600),
             flowline_core::webhooks::relay::pass(&world.rig.wired("deliver")),
         )
         .await
@@ -275,14 +276,25 @@ async fn same_reads_per_page(
         eprintln!(
             "{backend:?} {function}: page 1 {few_first:?} / {many_first:?}; page 2 {few_second:?} / {many_second:?}"
         );
-        assert_eq!(
-            few_first, many_first,
-            "{function}: first page at {small} vs {large} items"
-        );
-        assert_eq!(
-            few_second, many_second,
-            "{function}: second page at {small} vs {large} items"
-        );
+        for (page, few, many) in [
+            ("first", few_first, many_first),
+            ("second", few_second, many_second),
+        ] {
+            // Ids spread over a list's shards at random: in the small world a shard may hold
+            // less than a page, and its Query answers fewer entries. Every other count is exact.
+            let relaxed = StoreCalls {
+                query_items: many.query_items,
+                ..*few
+            };
+            assert_eq!(
+                &relaxed, many,
+                "{function}: {page} page at {small} vs {large} items"
+            );
+            assert!(
+                few.query_items <= many.query_items,
+                "{function}: {page} page at {small} vs {large} items: {few:?} / {many:?}"
+            );
+        }
         rows.push(json!({
             "function": function,
             "small": small, "large": large, "page_size": page_size,
