@@ -1,13 +1,19 @@
 //! Many callbacks due at once, one receiver: at most 10 tries are in flight to it (SPEC §8), the
-//! others wait their turn instead of timing out, and each callback is delivered exactly once.
+//! others wait their turn instead of timing out, and each callback is delivered exactly once —
+//! also when the tries come from several sandboxes at once, which share the endpoint's slots
+//! in the table.
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::receiver::{Receiver, Reply};
 use common::{Backend, Org, TestServer};
+use flowline_core::App;
 use flowline_core::time::{Clock, format_timestamp};
+use flowline_core::webhooks::delivery::try_once;
 use jiff::SignedDuration;
 use serde_json::json;
 
@@ -71,3 +77,53 @@ async fn a_burst_of_due_callbacks_keeps_at_most_ten_tries_in_flight_per_endpoint
     expected.sort();
     assert_eq!(delivered, expected);
 }
+
+/// Three sandboxes (each with its own in-process gate, as three Lambda sandboxes of `deliver`
+/// and `dispatch` would be) send 45 tries at once to one slow endpoint: the endpoint's ten
+/// slots in the table keep ten in flight in all, and every try is made.
+async fn sandboxes_share_an_endpoints_ten_places(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.org().await;
+    let receiver = Receiver::start().await;
+    receiver.default_reply(Reply::status(200).slow(Duration::from_millis(300)));
+    let created = org
+        .post(
+            "/v1/webhooks",
+            json!({"url": receiver.url, "events": ["callback.dispatch"]}),
+        )
+        .await;
+    let id = created.expect(201)["id"].as_str().unwrap().to_owned();
+    let (endpoint, _) = flowline_core::webhooks::load(&server.app, &org.id, &id)
+        .await
+        .unwrap();
+    let sandboxes: Vec<Arc<App>> = (0..3)
+        .map(|_| {
+            let app = &server.app;
+            App::builder(app.store.clone(), app.store.clone(), app.config.clone())
+                .sender(app.sender.clone())
+                .clock(app.clock.clone())
+                .build()
+        })
+        .collect();
+    let deadline = flowline_core::deadline::current() + Duration::from_secs(60);
+    let tries = sandboxes.iter().enumerate().flat_map(|(sandbox, app)| {
+        let endpoint = &endpoint;
+        (0..15).map(move |n| async move {
+            let event = format!("evt_{sandbox}_{n}");
+            let body = Bytes::from(format!(r#"{{"type":"callback.dispatch","id":"{event}"}}"#));
+            try_once(app, endpoint, &event, &body, Duration::from_secs(10), deadline).await
+        })
+    });
+    let tried = futures_util::future::join_all(tries).await;
+    assert_eq!(tried.len(), 45);
+    assert!(
+        tried
+            .iter()
+            .all(|tried| tried.as_ref().is_some_and(|t| t.accepted.is_some())),
+        "every try made and taken"
+    );
+    assert_eq!(receiver.deliveries().len(), 45);
+    assert_eq!(receiver.max_in_flight(), 10, "ten at once in all, never more");
+}
+
+on_every_store!(sandboxes_share_an_endpoints_ten_places);

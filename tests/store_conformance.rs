@@ -53,6 +53,7 @@ macro_rules! on_every_table {
 }
 
 on_every_table!(
+    a_lease_is_taken_only_when_absent_or_run_out,
     get_of_a_missing_item_is_none,
     get_answers_the_item_as_put,
     put_if_absent_twice_fails_the_second_time,
@@ -143,6 +144,59 @@ fn put(key: &Key, doc: Value, expect: Expect) -> Write {
         expect,
         expires_at: None,
     }
+}
+
+fn lease(key: &Key, holder: &str, now: i64, until: Option<i64>) -> Write {
+    Write::Put {
+        key: key.clone(),
+        doc: json!({ "holder": holder }),
+        expect: Expect::AbsentOrExpired(now),
+        expires_at: until,
+    }
+}
+
+/// `AbsentOrExpired(now)`: a lease (an item whose `expires_at` is its end) is taken when nobody
+/// holds it or its end is before `now`; while it runs, and for an item that never expires,
+/// the condition fails and nothing changes.
+async fn a_lease_is_taken_only_when_absent_or_run_out(table: Arc<dyn Table>) {
+    let scope = Scope::new();
+    let key = Key::new(scope.pk("lease"), "SLOT#0");
+    write_one(&table, lease(&key, "a", 1_000, Some(1_060)))
+        .await
+        .expect("absent: taken");
+    assert_eq!(
+        write_one(&table, lease(&key, "b", 1_060, Some(1_120))).await,
+        Err(StoreError::ConditionFailed),
+        "still running at its last second"
+    );
+    assert_eq!(get(&table, &key).await.unwrap().doc["holder"], "a");
+    write_one(&table, lease(&key, "b", 1_061, Some(1_121)))
+        .await
+        .expect("run out: taken over");
+    let item = get(&table, &key).await.unwrap();
+    assert_eq!((item.doc["holder"].as_str(), item.expires_at), (Some("b"), Some(1_121)));
+    // In a transaction with other writes, as a check too.
+    let other = scope.key("other");
+    let refused = table
+        .write(vec![
+            put(&other, json!({}), Expect::Absent),
+            Write::Check {
+                key: key.clone(),
+                expect: Expect::AbsentOrExpired(1_100),
+            },
+        ])
+        .await;
+    assert_eq!(refused, Err(StoreError::ConditionFailed));
+    assert!(get(&table, &other).await.is_none(), "nothing of it applied");
+    // An item without an end never runs out.
+    let forever = scope.key("forever");
+    write_one(&table, put(&forever, json!({}), Expect::Anything))
+        .await
+        .unwrap();
+    assert_eq!(
+        write_one(&table, lease(&forever, "c", i64::MAX, Some(1))).await,
+        Err(StoreError::ConditionFailed)
+    );
 }
 
 async fn write_one(table: &Arc<dyn Table>, write: Write) -> Result<(), StoreError> {

@@ -150,7 +150,7 @@ impl DynamoTable {
         let mut attributes = Self::key_attributes(key);
         let rev = match expect {
             Expect::Revision(rev) => rev + 1,
-            Expect::Absent | Expect::Anything => 1,
+            Expect::Absent | Expect::Anything | Expect::AbsentOrExpired(_) => 1,
         };
         attributes.insert("rev".to_owned(), AttributeValue::N(rev.to_string()));
         let doc = to_attribute_value(doc).map_err(|err| StoreError::Corrupt(err.to_string()))?;
@@ -175,6 +175,7 @@ impl DynamoTable {
                     .table_name(&self.table)
                     .set_item(Some(Self::item_attributes(&key, &doc, expect, expires_at)?))
                     .set_condition_expression(condition.expression)
+                    .set_expression_attribute_names(condition.names)
                     .set_expression_attribute_values(condition.values)
                     .build()
                     .map_err(built)?;
@@ -186,6 +187,7 @@ impl DynamoTable {
                     .table_name(&self.table)
                     .set_key(Some(Self::key_attributes(&key)))
                     .set_condition_expression(condition.expression)
+                    .set_expression_attribute_names(condition.names)
                     .set_expression_attribute_values(condition.values)
                     .build()
                     .map_err(built)?;
@@ -200,6 +202,7 @@ impl DynamoTable {
                     .condition_expression(condition.expression.unwrap_or_else(|| {
                         "attribute_exists(pk) OR attribute_not_exists(pk)".to_owned()
                     }))
+                    .set_expression_attribute_names(condition.names)
                     .set_expression_attribute_values(condition.values)
                     .build()
                     .map_err(built)?;
@@ -265,6 +268,7 @@ impl DynamoTable {
                         .table_name(&self.table)
                         .set_item(Some(item.clone()))
                         .set_condition_expression(condition.expression.clone())
+                        .set_expression_attribute_names(condition.names.clone())
                         .set_expression_attribute_values(condition.values.clone())
                         .return_values_on_condition_check_failure(
                             ReturnValuesOnConditionCheckFailure::AllOld,
@@ -295,6 +299,7 @@ impl DynamoTable {
                         .table_name(&self.table)
                         .set_key(Some(attributes.clone()))
                         .set_condition_expression(condition.expression.clone())
+                        .set_expression_attribute_names(condition.names.clone())
                         .set_expression_attribute_values(condition.values.clone())
                         .send()
                         .await
@@ -375,6 +380,7 @@ fn is_written(
 /// The condition expression for an [`Expect`].
 struct Condition {
     expression: Option<String>,
+    names: Option<HashMap<String, String>>,
     values: Option<HashMap<String, AttributeValue>>,
 }
 
@@ -383,20 +389,33 @@ impl Condition {
         match expect {
             Expect::Anything => Self {
                 expression: None,
+                names: None,
                 values: None,
             },
             Expect::Absent => Self {
                 expression: Some("attribute_not_exists(pk)".to_owned()),
+                names: None,
                 values: None,
+            },
+            // `ttl` is a reserved word.
+            Expect::AbsentOrExpired(now) => Self {
+                expression: Some("attribute_not_exists(pk) OR #ttl < :now".to_owned()),
+                names: Some(HashMap::from([("#ttl".to_owned(), "ttl".to_owned())])),
+                values: Some(HashMap::from([(
+                    ":now".to_owned(),
+                    AttributeValue::N(now.to_string()),
+                )])),
             },
             // An item only `Add` wrote has no `rev`: it reads as revision 0, so that is what a
             // read-modify-write of it expects.
             Expect::Revision(0) => Self {
                 expression: Some("attribute_exists(pk) AND attribute_not_exists(rev)".to_owned()),
+                names: None,
                 values: None,
             },
             Expect::Revision(rev) => Self {
                 expression: Some("rev = :rev".to_owned()),
+                names: None,
                 values: Some(HashMap::from([(
                     ":rev".to_owned(),
                     AttributeValue::N(rev.to_string()),

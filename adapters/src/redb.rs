@@ -394,6 +394,9 @@ fn holds(expect: Expect, current: Option<Header>) -> bool {
         Expect::Anything => true,
         Expect::Absent => current.is_none(),
         Expect::Revision(rev) => current.is_some_and(|header| header.rev == rev),
+        Expect::AbsentOrExpired(now) => {
+            current.is_none_or(|header| header.expires_at.is_some_and(|end| end < now))
+        }
     }
 }
 
@@ -407,7 +410,7 @@ fn apply_write(table: &mut WriteTable<'_>, write: &Write) -> Result<(), StoreErr
         } => {
             let rev = match expect {
                 Expect::Revision(rev) => rev + 1,
-                Expect::Absent | Expect::Anything => 1,
+                Expect::Absent | Expect::Anything | Expect::AbsentOrExpired(_) => 1,
             };
             let header = Header {
                 rev,

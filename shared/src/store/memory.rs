@@ -42,13 +42,16 @@ fn holds(expect: Expect, current: Option<&Item>) -> bool {
         Expect::Anything => true,
         Expect::Absent => current.is_none(),
         Expect::Revision(rev) => current.is_some_and(|item| item.rev == rev),
+        Expect::AbsentOrExpired(now) => {
+            current.is_none_or(|item| item.expires_at.is_some_and(|end| end < now))
+        }
     }
 }
 
 fn new_revision(expect: Expect) -> u64 {
     match expect {
         Expect::Revision(rev) => rev + 1,
-        Expect::Absent | Expect::Anything => 1,
+        Expect::Absent | Expect::Anything | Expect::AbsentOrExpired(_) => 1,
     }
 }
 

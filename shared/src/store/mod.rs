@@ -59,6 +59,9 @@ pub enum Expect {
     Absent,
     /// The item must exist at exactly this revision (read-modify-write).
     Revision(u64),
+    /// The item must not exist, or its `expires_at` (Unix seconds) be before this second: a
+    /// lease that nobody holds, or whose holder let it run out (the webhook in-flight gate).
+    AbsentOrExpired(i64),
 }
 
 #[derive(Debug, Clone, PartialEq)]

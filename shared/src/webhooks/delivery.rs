@@ -123,6 +123,20 @@ pub async fn try_once(
     deadline: Instant,
 ) -> Option<Tried> {
     let _place = app.endpoint_gate.enter(&endpoint.id, deadline).await?;
+    let lease = super::gate::Lease::take(app, &endpoint.id, deadline).await?;
+    let tried = try_in_slot(app, endpoint, event_id, body, timeout, deadline).await;
+    lease.release(app).await;
+    tried
+}
+
+async fn try_in_slot(
+    app: &App,
+    endpoint: &Endpoint,
+    event_id: &str,
+    body: &Bytes,
+    timeout: Duration,
+    deadline: Instant,
+) -> Option<Tried> {
     let remaining = deadline.saturating_duration_since(Instant::now());
     if remaining.is_zero() {
         return None;
