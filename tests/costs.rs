@@ -154,7 +154,8 @@ fn budget(function: &str) -> (Budget, &'static str) {
     const UNSCHEDULED: u64 = CALLBACK_MOVED + NUMBER_ENTRY; // and its number entry gone
     const TAKEN: u64 = UNSCHEDULED + 1; // and a due entry at the lease's end
     const DELIVERY: u64 = 1 + 4; // a delivery and its 4 list entries
-    const DISPATCH_ITEMS: u64 = TAKEN + CALLBACK_MOVED + OUTBOX + 1 + DELIVERY;
+    const SLOT: u64 = 2; // a try holds one of the endpoint's in-flight slots: put, then delete
+    const DISPATCH_ITEMS: u64 = TAKEN + CALLBACK_MOVED + OUTBOX + 1 + DELIVERY + SLOT;
     match function {
         "authorizer" => (
             Budget { get: 2, ..NOTHING },
@@ -417,7 +418,7 @@ fn budget(function: &str) -> (Budget, &'static str) {
             Budget {
                 get: 4,
                 query: 1,
-                write: 4,
+                write: 4 + SLOT,
                 transactions: 3,
                 write_items: DISPATCH_ITEMS,
                 scheduler: 1,
@@ -427,7 +428,8 @@ fn budget(function: &str) -> (Budget, &'static str) {
             "read; take it (one transaction: callback, 4 list entries moved, number entry \
              deleted, due entry moved to the lease's end); DeleteSchedule; flow head and pinned \
              version (its calling window); the number's do-not-call entry; the endpoints \
-             (Query); POST callback.dispatch to the first, which takes it; record the outcome \
+             (Query); POST callback.dispatch to the first, which takes it (in one of its 10 \
+             in-flight slots: PutItem, DeleteItem); record the outcome \
              (one transaction: callback, due entry deleted, 4 list entries moved, \
              callback.dispatched); log the delivery (the event, then the delivery in one \
              transaction, written as new: only a dispatch taken over after its lease finds one \
@@ -437,7 +439,7 @@ fn budget(function: &str) -> (Budget, &'static str) {
             Budget {
                 get: 4,
                 query: 1,
-                write: 4,
+                write: 4 + SLOT,
                 transactions: 3,
                 write_items: DISPATCH_ITEMS,
                 post: 1,
@@ -463,15 +465,15 @@ fn budget(function: &str) -> (Budget, &'static str) {
             Budget {
                 get: 2,
                 query: 1,
-                write: 3,
+                write: 3 + SLOT,
                 transactions: 1,
-                write_items: 1 + DELIVERY + 1,
+                write_items: 1 + DELIVERY + 1 + SLOT,
                 post: 1,
                 ..NOTHING
             },
             "the record's outbox item (still there: not handled yet); the subscribers (Query); \
              the event as sent (PutItem); the delivery (GetItem: not made yet); POST to the one \
-             subscriber, which takes it; one transaction: the delivery and its 4 list entries; \
+             subscriber, which takes it, in one of its 10 in-flight slots (PutItem, DeleteItem); one transaction: the delivery and its 4 list entries; \
              the outbox item deleted on its revision. A failed try would add the retry's \
              CreateSchedule (and its backlog and retry entries)",
         ),

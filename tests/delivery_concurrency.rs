@@ -111,7 +111,15 @@ async fn sandboxes_share_an_endpoints_ten_places(backend: Backend) {
         (0..15).map(move |n| async move {
             let event = format!("evt_{sandbox}_{n}");
             let body = Bytes::from(format!(r#"{{"type":"callback.dispatch","id":"{event}"}}"#));
-            try_once(app, endpoint, &event, &body, Duration::from_secs(10), deadline).await
+            try_once(
+                app,
+                endpoint,
+                &event,
+                &body,
+                Duration::from_secs(10),
+                deadline,
+            )
+            .await
         })
     });
     let tried = futures_util::future::join_all(tries).await;
@@ -123,7 +131,11 @@ async fn sandboxes_share_an_endpoints_ten_places(backend: Backend) {
         "every try made and taken"
     );
     assert_eq!(receiver.deliveries().len(), 45);
-    assert_eq!(receiver.max_in_flight(), 10, "ten at once in all, never more");
+    assert_eq!(
+        receiver.max_in_flight(),
+        10,
+        "ten at once in all, never more"
+    );
 }
 
 on_every_store!(sandboxes_share_an_endpoints_ten_places);

@@ -149,10 +149,13 @@ async fn a_callback_asked_outside_its_window_is_moved_to_the_next_opening(backen
     let london = created(
         &org,
         &flow,
-        json!({"scheduled_at": "2027-03-13T23:30:00Z", "time_zone": "Europe/London"}),
+        json!({"scheduled_at": "2027-03-13T23:30:00Z", "time_zone": "europe/london"}),
     )
     .await;
-    assert_eq!(london["time_zone"], "Europe/London");
+    assert_eq!(
+        london["time_zone"], "Europe/London",
+        "in the database's spelling"
+    );
     assert_eq!(ts(&london["scheduled_at"]), at("2027-03-14T09:00:00Z"));
 
     // November's switch back: Saturday 2027-11-06 20:00 EDT → Sunday 09:00 EST (14:00Z).
@@ -476,6 +479,36 @@ async fn one_active_callback_per_number_under_concurrent_creates(backend: Backen
     created(&org, &flow, json!({"scheduled_at": "2027-03-12T22:00:00Z"})).await;
 }
 
+/// The rule counts every active callback to the number, also one scheduled by a flow without
+/// it; and a failed callback dispatched again by hand must take its number back.
+async fn one_active_per_number_counts_every_callback_and_manual_redispatch(backend: Backend) {
+    let server = server_at(backend, "2027-03-12T20:00:00Z").await;
+    let org = server.org().await;
+    let plain = flow_with(&org, json!({})).await;
+    let strict = flow_with(&org, json!({"dedupe": "one_active_per_number"})).await;
+    let later = json!({"scheduled_at": "2027-03-13T20:00:00Z"});
+    let earlier = id_of(&created(&org, &plain, later.clone()).await);
+    let refused = create(&org, &strict, later.clone()).await;
+    refused.expect_error(409, "CONFLICT");
+    assert_eq!(refused.body["existing_callback_id"], earlier.as_str());
+
+    // No endpoint: a dispatch by hand fails (NO_DISPATCH_TARGET), which frees the number.
+    let other = json!({"to_number": "+15550100002", "scheduled_at": "2027-03-13T20:00:00Z"});
+    let first = id_of(&created(&org, &strict, other.clone()).await);
+    let failed = org
+        .post(&format!("/v1/callbacks/{first}/dispatch"), json!({}))
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(failed["status"], "failed");
+    let second = id_of(&created(&org, &strict, other).await);
+    let again = org
+        .post(&format!("/v1/callbacks/{first}/dispatch"), json!({}))
+        .await;
+    again.expect_error(409, "CONFLICT");
+    assert_eq!(again.body["existing_callback_id"], second.as_str());
+}
+
 // --- the do-not-call list --------------------------------------------------------------------
 
 /// A number suppressed while its callback waits: the callback fails `SUPPRESSED` when due,
@@ -794,6 +827,7 @@ on_every_store!(
     a_retry_chain_schedules_each_attempt_exactly,
     max_attempts_holds_exactly_even_under_concurrent_outcomes,
     one_active_callback_per_number_under_concurrent_creates,
+    one_active_per_number_counts_every_callback_and_manual_redispatch,
     a_suppression_added_while_a_callback_waits_fails_it_when_due,
     an_opt_out_suppresses_the_number_and_cancels_its_other_callbacks,
     bulk_cancel_takes_1200_callbacks_in_three_calls,

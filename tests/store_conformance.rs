@@ -174,7 +174,10 @@ async fn a_lease_is_taken_only_when_absent_or_run_out(table: Arc<dyn Table>) {
         .await
         .expect("run out: taken over");
     let item = get(&table, &key).await.unwrap();
-    assert_eq!((item.doc["holder"].as_str(), item.expires_at), (Some("b"), Some(1_121)));
+    assert_eq!(
+        (item.doc["holder"].as_str(), item.expires_at),
+        (Some("b"), Some(1_121))
+    );
     // In a transaction with other writes, as a check too.
     let other = scope.key("other");
     let refused = table

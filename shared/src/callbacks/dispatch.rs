@@ -98,9 +98,30 @@ pub async fn dispatch_now(app: &App, caller: &Caller, id: &str) -> ApiResult<Cal
     let taken = optimistic(move || async move {
         let before = load(app, &caller.organization_id, id).await?;
         match before.value.callback.status {
-            CallbackStatus::Scheduled | CallbackStatus::Failed => take(app, &before, false)
-                .await
-                .map(|taken| (taken, before.value)),
+            CallbackStatus::Scheduled | CallbackStatus::Failed => {
+                match take(app, &before, false).await {
+                    Ok(taken) => Ok((taken, before.value)),
+                    // A failed callback under `one_active_per_number` takes its number again:
+                    // another callback may hold it now.
+                    Err(Failure::Raced) if before.value.holds_number => {
+                        let callback = &before.value.callback;
+                        match store::number_holder(
+                            app.store.as_ref(),
+                            &callback.organization_id,
+                            &callback.to_number,
+                        )
+                        .await?
+                        {
+                            Some(holder) if holder != callback.id => {
+                                Err(super::service::number_taken(&callback.to_number, holder)
+                                    .into())
+                            }
+                            _ => Err(Failure::Raced),
+                        }
+                    }
+                    Err(other) => Err(other),
+                }
+            }
             other => Err(ApiError::conflict(format!(
                 "A {} callback cannot be dispatched",
                 other.as_str()
@@ -197,8 +218,10 @@ async fn deliver_dispatch(
     if by == By::Schedule
         && let Some(window) = &pinned.value.calling_window
     {
-        let opening = window.next_opening(now, callback.time_zone.as_deref());
-        if opening > now {
+        // A schedule may fire a little early (EARLY_TOLERANCE): the callback's own time counts.
+        let due = now.max(callback.scheduled_at);
+        let opening = window.next_opening(due, callback.time_zone.as_deref());
+        if opening > due {
             return Ok(
                 if callback
                     .expires_at

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult, FieldProblem};
 use crate::fields::{Field, FieldReader};
-use crate::flows::policies::is_time_zone;
+use crate::flows::policies::canonical_time_zone;
 use crate::validate::is_e164;
 
 /// SPEC §4 limits.
@@ -74,7 +74,9 @@ const READ_ONLY: &[&str] = &[
 
 fn time_zone(fields: &mut FieldReader) -> Field<String> {
     fields.read("time_zone", |value| match value {
-        Value::String(name) if is_time_zone(&name) => Ok(name),
+        // Kept in the database's spelling, as a window's zone is.
+        Value::String(name) => canonical_time_zone(&name)
+            .ok_or_else(|| "must be an IANA time zone name like America/New_York".to_owned()),
         _ => Err("must be an IANA time zone name like America/New_York".to_owned()),
     })
 }

@@ -83,7 +83,7 @@ impl CreateFailure {
 }
 
 /// 409 for a second active callback to a number under `dedupe: one_active_per_number`.
-fn number_taken(number: &str, holder: String) -> ApiError {
+pub(crate) fn number_taken(number: &str, holder: String) -> ApiError {
     let mut err = ApiError::conflict(format!(
         "{number} already has an active callback ({holder}); the flow allows one per number"
     ));
@@ -204,8 +204,25 @@ pub async fn create_guarded(
         unannounced: false,
         holds_number: active.dedupe == Dedupe::OneActivePerNumber,
     };
-    let job = job_of(&callback);
     let table = app.store.as_ref();
+    if stored.holds_number {
+        // A callback scheduled to the number by a flow without the rule holds no uniqueness
+        // item, but counts (SPEC §7): the number's scheduled entries show it.
+        let filters = store::CallbackFilters::default();
+        let (scheduled, _) = store::scheduled_ids(
+            table,
+            organization_id,
+            Some(&callback.to_number),
+            &filters,
+            None,
+            1,
+        )
+        .await?;
+        if let Some(existing) = scheduled.into_iter().next() {
+            return Err(number_taken(&callback.to_number, existing));
+        }
+    }
+    let job = job_of(&callback);
     match scheduled_later {
         Some(at) => {
             app.scheduler.schedule(&job, at).await?;
