@@ -358,8 +358,10 @@ def render(load) -> str:
         w("## Cost model: 1 million callbacks end to end\n")
         w(f"Computed {model['date']} from the measured calls (DynamoDB, above) and durations. One callback: `POST /v1/callbacks` "
           "through API Gateway (the authorizer runs first, uncached), `callback-create` (CreateSchedule; schedule API calls "
-          "are not billed), the schedule fires once (deleted after completion), `dispatch` delivers the webhook and its "
-          "lifecycle event. Prices: " + ", ".join(f"{k} {v}" for k, v in d["prices"].items()) + ". Assumptions: "
+          "are not billed), the schedule fires once (deleted after completion), `dispatch` delivers `callback.dispatch` and "
+          "logs the delivery. Lifecycle events (`callback.scheduled`, `callback.dispatched`) are written to the outbox in the "
+          "same transactions (counted above), but delivering them is not: each event to each endpoint subscribed to it is one "
+          "`deliver` invocation (its row in *Cost per route*; Lambda's reads of the DynamoDB stream are free). Prices: " + ", ".join(f"{k} {v}" for k, v in d["prices"].items()) + ". Assumptions: "
           + ", ".join(f"{k} = {v}" for k, v in d["assumptions"].items()) + ".\n")
         w("| step | calls | RCU~ | WCU~ | billed ms (warm est.) | billed ms (if cold: measured cold start) |")
         w("|---|---|---|---|---|---|")

@@ -13,9 +13,9 @@ whatever URL the fuzzer registers: the hook replaces every webhook URL sent with
 and answers a session id, so dispatches end `dispatched`.
 
 Random ids only ever find nothing (404); the seeded resources (a published flow with a draft,
-a draft flow, scheduled and dispatched callbacks, a webhook endpoint, a trigger URL, and one
-trigger URL per format on a flow of their own for /v1/hooks) let most generated requests reach
-the routes' logic.
+a draft flow, scheduled and dispatched callbacks, a webhook endpoint and the deliveries of their
+events to it, a trigger URL, and one trigger URL per format on a flow of their own for /v1/hooks)
+let most generated requests reach the routes' logic.
 
 Two identities: KEY (organization org_fuzz) sends every generated request; OTHER (org_fuzz_other)
 is its peer, as whom schemathesis replays reads of org_fuzz's objects (object_level_authorization:
@@ -35,6 +35,7 @@ import json
 import os
 import random
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -81,6 +82,14 @@ def created(base, key, path, body):
     return answer
 
 
+def deliveries_of(base, key, webhook):
+    """The ids of the endpoint's deliveries (its newest 100), or [] if it has none or is not there."""
+    status, answer, _ = call(base, key, "GET", f"/v1/webhooks/{webhook}/deliveries?limit=100")
+    if status == 200 and isinstance(answer, dict):
+        return [d["id"] for d in answer.get("deliveries") or [] if isinstance(d, dict) and "id" in d]
+    return []
+
+
 def toml_list(values):
     return "[" + ", ".join(json.dumps(str(v)) for v in values) + "]"
 
@@ -120,6 +129,15 @@ def seed(base, key, other_key, receiver_url, out):
     ]
     callbacks.append(created(base, key, "/v1/callbacks", {"flow": slug, "to_number": "+15551234567"})["id"])
     slugs = [slug, other["slug"]]
+    # The publish and the callbacks' events are delivered to the endpoint after the requests have
+    # answered: their deliveries, for the routes of one delivery to find (up to 60 s).
+    started = time.monotonic()
+    deliveries = deliveries_of(base, key, webhook["id"])
+    while not deliveries and time.monotonic() - started < 60:
+        time.sleep(0.2)
+        deliveries = deliveries_of(base, key, webhook["id"])
+    if not deliveries:
+        raise SystemExit("seeding: no delivery to the seeded webhook endpoint within 60 s")
 
     dictionaries = {
         # A path's {flow} is a slug or a version's numeric id; a body's or a filter's `flow`, a slug.
@@ -127,9 +145,11 @@ def seed(base, key, other_key, receiver_url, out):
         "flow_slugs": slugs,
         "callbacks": callbacks,
         "webhooks": [webhook["id"]],
+        "deliveries": deliveries,
     }
     operations = [
         ("^/v1/callbacks/", {"path.id": "callbacks"}),
+        ("^/v1/webhooks/\\{id\\}/deliveries/", {"path.id": "webhooks", "path.delivery": "deliveries"}),
         ("^/v1/webhooks/", {"path.id": "webhooks"}),
     ]
     # Trigger URLs: one for the routes that manage them (which rotate, disable and delete it), and
@@ -201,7 +221,7 @@ else:
     import schemathesis
     from schemathesis.core.parameters import ParameterLocation
     from schemathesis.openapi.checks import EnsureResourceAvailability, RejectedPositiveData, UseAfterFree
-    from schemathesis.core.failures import AcceptedNegativeData
+    from schemathesis.core.failures import AcceptedNegativeData, ServerError
 
     RECEIVER_URL = os.environ["FUZZ_RECEIVER_URL"]
     BASE_URL = os.environ["FUZZ_BASE_URL"]
@@ -217,10 +237,16 @@ else:
     MAX_AHEAD = datetime.timedelta(days=365)
     # The server reads the clock a moment after the hook: keep clear of the edges by this much.
     MARGIN = datetime.timedelta(minutes=5)
+    # SPEC §8: deliveries are kept 30 days; `recover`'s `since` must be within them.
+    RETENTION = datetime.timedelta(days=30)
     # What each list calls its page size.
     PAGE_SIZE = {"/v1/flows": "page_size", "/v1/flows/{flow}/versions": "page_size"}
     # The If-Match the hook sent, by case id, to tell a concurrent change from a bad ETag.
     SENT_ETAGS = {}
+    # The store fuzzed, and the server's log with where it ended when each case was sent.
+    STORE = os.environ.get("FUZZ_STORE", "memory")
+    SERVER_LOG = os.environ.get("FUZZ_SERVER_LOG")
+    LOG_OFFSETS = {}
 
     def server(method, path):
         """(status, JSON body or None, headers) of a request as the fuzzed organization; status 0
@@ -330,6 +356,34 @@ else:
                     value.pop(next(iter(value)))
                 body[name] = value
 
+    def fill_delivery(case, draw):
+        """A delivery id is only ever one the server made, of the endpoint in the path: mostly
+        one of that endpoint's own (when it has any), so that the routes of one delivery are
+        reached beyond their 404."""
+        path = case.path_parameters or {}
+        if not path.get("id") or draw.random() >= 0.8:
+            return
+        webhook = urllib.parse.quote(str(path["id"]), safe="")
+        status, answer, _ = server("GET", f"/v1/webhooks/{webhook}/deliveries?limit=100")
+        ids = [d["id"] for d in (answer or {}).get("deliveries") or []] if status == 200 else []
+        if ids:
+            path["delivery"] = draw.choice(ids)
+
+    def fix_recover_window(case, body, draw):
+        """`since` within the last 30 days and not in the future, `until` from `since` to now:
+        relative to now, which no schema can say. Times that already obey are kept."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        written = body.get("since")
+        since = parse_time(written)
+        if since is None or not (now - RETENTION + MARGIN < since < now - MARGIN):
+            since = now - datetime.timedelta(seconds=draw.randint(MARGIN.seconds + 60, 29 * 86400))
+            body["since"] = render_time(since, parse_time(written))
+        until = body.get("until")
+        if until is not None:
+            at = parse_time(until)
+            if at is None or not since <= at <= now:
+                body["until"] = render_time(since + (now - since) * draw.random(), at)
+
     def real_page_token(case):
         """A page token the server issued for the same list and filters (tokens are signed)."""
         name = PAGE_SIZE.get(case.path, "limit")
@@ -363,8 +417,23 @@ else:
         digest = hashlib.sha256(json.dumps(case.body, sort_keys=True, default=str).encode()).hexdigest()
         headers["Idempotency-Key"] = f"{key[:238]}.{digest[:16]}"
 
+    def log_size():
+        try:
+            return os.path.getsize(SERVER_LOG) if SERVER_LOG else 0
+        except OSError:
+            return 0
+
+    def sdk_timed_out_since(case):
+        """Whether the server logged an AWS SDK call timing out since the case was sent."""
+        if not SERVER_LOG or case.id not in LOG_OFFSETS:
+            return False
+        with open(SERVER_LOG, "rb") as log:
+            log.seek(LOG_OFFSETS[case.id])
+            return b"request has timed out" in log.read()
+
     @schemathesis.hook
     def before_call(context, case, kwargs):
+        LOG_OFFSETS[case.id] = log_size()
         fill_in(case)
         # Last, so that the key is that of the body as sent.
         if case.headers:
@@ -379,6 +448,11 @@ else:
             fill_signature(case)
         if not is_positive(case):
             return
+        draw = rng(case)
+        if "{delivery}" in case.path:
+            fill_delivery(case, draw)
+        if case.path == "/v1/webhooks/{id}/recover" and body is not None:
+            fix_recover_window(case, body, draw)
         if case.query and case.query.get("next_page_token"):
             token = real_page_token(case)
             if token is None:
@@ -442,6 +516,18 @@ else:
 
     def dropped(failure, case, response):
         """Why this failure is the SPEC's behaviour rather than a fault, or None."""
+        # SPEC §1: DynamoDB or the Scheduler unavailable is a 503 UPSTREAM_UNAVAILABLE. The
+        # emulator serves one request at a time, far slower than DynamoDB and more so on a busy
+        # machine: a call it answers after the SDK's operation timeout is that 503, rightly. On
+        # the DynamoDB run only, and only when the server logged the SDK's timeout meanwhile.
+        if (
+            isinstance(failure, ServerError)
+            and STORE == "dynamodb"
+            and response.status_code == 503
+            and json_object(response).get("code") == "UPSTREAM_UNAVAILABLE"
+            and sdk_timed_out_since(case)
+        ):
+            return "the emulator answered after the SDK's operation timeout (see the server log)"
         # SPEC §1: any body over 256 KiB is a 413; a schema cannot bound a body's encoded size.
         if (
             isinstance(failure, (RejectedPositiveData, AcceptedNegativeData))
