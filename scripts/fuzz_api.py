@@ -475,6 +475,9 @@ else:
                 # An ETag the server gave for the resource as it is: only that one may match.
                 headers["If-Match"] = response_headers["etag"]
                 SENT_ETAGS[case.id] = headers["If-Match"]
+        if case.path == "/v1/suppressions/{number}" and "If-Match" in headers and current is None:
+            # Nothing suppressed yet: an If-Match can only fail (412); a first PUT has none.
+            del headers["If-Match"]
         if body is None:
             return
         if numeric_flow and case.path == "/v1/flows/{flow}/publish" and "version" in body:
@@ -490,6 +493,32 @@ else:
         if case.path.startswith("/v1/flows"):
             fix_data(body)
             fix_entry_points(body)
+            fix_calling_window(body, draw)
+        if case.path in ("/v1/callbacks", "/v1/hooks/{id}", "/v1/callbacks/{id}"):
+            fix_time_zone(body, "time_zone", draw)
+        if case.path == "/v1/suppressions/{number}":
+            if isinstance(body.get("expires_at"), str):
+                at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+                    days=draw.randint(1, 365)
+                )
+                body["expires_at"] = render_time(at, parse_time(body["expires_at"]))
+
+    # SPEC §7: IANA names (a string of the right shape is not yet a zone), start before end.
+    ZONES = ["America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]
+
+    def fix_time_zone(body, name, draw):
+        zone = body.get(name)
+        if isinstance(zone, str) and zone not in ZONES:
+            body[name] = draw.choice(ZONES)
+
+    def fix_calling_window(body, draw):
+        window = body.get("calling_window")
+        if not isinstance(window, dict):
+            return
+        fix_time_zone(window, "time_zone", draw)
+        start, end = window.get("start"), window.get("end")
+        if isinstance(start, str) and isinstance(end, str) and start >= end:
+            window["start"], window["end"] = "09:00", "17:00"
 
     def request_body_size(response):
         body = response.request.body
