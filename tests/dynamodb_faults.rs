@@ -184,6 +184,36 @@ async fn a_transaction_applied_whose_answer_was_lost_is_not_a_failure() {
     assert_eq!(writes.requests, 2, "retried under the same token");
 }
 
+/// A callback's transaction is applied but every answer is lost until the request's deadline:
+/// the create looks for its callback before failing, finds it, and answers 201 — so a client
+/// retrying with its Idempotency-Key gets that callback, not a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_applied_whose_answers_were_all_lost_is_not_made_twice() {
+    let (_server, proxy, org) = server().await;
+    let slug = published_flow(&org).await;
+    proxy.add_rule(
+        dynamodb("TransactWriteItems", Fault::Status { status: 503 })
+            .after_forwarding()
+            .times(1_000),
+    );
+    let body = json!({"flow": slug, "to_number": "+15557654321",
+                      "scheduled_at": "2027-01-01T09:00:00Z"});
+    let call = || {
+        org.call(reqwest::Method::POST, "/v1/callbacks")
+            .header("Idempotency-Key", "lost-answers-1")
+            .json(&body)
+            .send()
+    };
+    let first = call().await;
+    let id = first.expect(201)["id"].as_str().unwrap().to_owned();
+    proxy.clear_rules();
+    let again = call().await;
+    assert_eq!(again.expect(201)["id"], id.as_str(), "the same callback");
+    let listed = org.get("/v1/callbacks").await;
+    let callbacks = listed.expect(200)["callbacks"].as_array().unwrap().clone();
+    assert_eq!(callbacks.len(), 1, "made once: {callbacks:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_answer_or_a_reset_is_retried_within_the_deadline() {
     let (_server, proxy, org) = server().await;

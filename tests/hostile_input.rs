@@ -20,12 +20,13 @@ async fn headers_that_are_not_text_are_400_naming_the_header(backend: Backend) {
     let client = common::http_client();
     let url = |path: &str| format!("{}{path}", server.base);
 
-    // The same non-ASCII Idempotency-Key twice: two refusals, no flow (it was never ignored).
-    for _ in 0..2 {
+    // The same non-ASCII Idempotency-Key twice, then one with a tab (a control character an
+    // HTTP header may carry, but not text): refusals, no flow (it was never ignored).
+    for key in ["clé-é", "clé-é", "a\tb"] {
         let answer = client
             .post(url("/v1/flows"))
             .bearer_auth(&org.sk)
-            .header("idempotency-key", not_text("clé-é"))
+            .header("idempotency-key", not_text(key))
             .json(&json!({"name": "twice?"}))
             .send()
             .await

@@ -19,9 +19,14 @@ use crate::error::{ApiError, ApiResult, ErrorCode, FieldProblem};
 pub fn text_header<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
     match headers.get(name) {
         None => Ok(None),
-        Some(value) => value.to_str().map(Some).map_err(|_| {
-            ApiError::invalid_field(&header_label(name), "must be visible ASCII text")
-        }),
+        // Visible ASCII and spaces (`Bearer <key>`): `to_str` also lets a tab through.
+        Some(value) if value.as_bytes().iter().all(|b| (b' '..=b'~').contains(b)) => {
+            Ok(value.to_str().ok())
+        }
+        Some(_) => Err(ApiError::invalid_field(
+            &header_label(name),
+            "must be visible ASCII text",
+        )),
     }
 }
 

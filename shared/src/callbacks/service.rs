@@ -227,11 +227,7 @@ pub async fn create_guarded(
         Some(at) => {
             app.scheduler.schedule(&job, at).await?;
             let events = [EventType::CallbackScheduled];
-            if let Err(err) = store::save_guarded(table, &stored, &events, guards)
-                .await
-                .map_err(|err| guarded(err, &stored))
-            {
-                let err = err.resolve(app).await;
+            if let Err(err) = save_new(app, &stored, &events, guards).await {
                 if let Err(cleanup) = app.scheduler.unschedule(&callback.id).await {
                     // The orphan schedule fires into a missing callback, which dispatch ignores.
                     tracing::warn!(callback = %callback.id, %cleanup, "could not remove the schedule of a failed create");
@@ -243,10 +239,7 @@ pub async fn create_guarded(
             // Written before the hand-off and removed if it fails: announced by its first
             // change instead (see `StoredCallback::unannounced`).
             stored.unannounced = true;
-            let rev = match store::save_guarded(table, &stored, &[], guards).await {
-                Ok(rev) => rev,
-                Err(err) => return Err(guarded(err, &stored).resolve(app).await),
-            };
+            let rev = save_new(app, &stored, &[], guards).await?;
             if let Err(err) = app.invoker.invoke(&job).await {
                 let written = Loaded { value: stored, rev };
                 if let Err(cleanup) = store::remove(table, &written).await {
@@ -257,6 +250,31 @@ pub async fn create_guarded(
         }
     }
     Ok(callback)
+}
+
+/// Writes a new callback (see [`store::save_guarded`]). When the store's answer is lost (it
+/// timed out, or kept failing), the write may still have landed: the callback is looked for
+/// before the create fails, so a caller who retries with its `Idempotency-Key` (whose claim a
+/// failure releases) never gets a second callback for a first that exists.
+async fn save_new(
+    app: &App,
+    stored: &StoredCallback,
+    events: &[EventType],
+    guards: Vec<crate::store::Write>,
+) -> ApiResult<u64> {
+    let table = app.store.as_ref();
+    let err = match store::save_guarded(table, stored, events, guards).await {
+        Ok(rev) => return Ok(rev),
+        Err(err) => err,
+    };
+    if matches!(err, crate::store::StoreError::Unavailable(_)) {
+        let callback = &stored.callback;
+        if let Ok(Some(found)) = store::load(table, &callback.organization_id, &callback.id).await {
+            tracing::info!(callback = %callback.id, "a create whose answer was lost had been written");
+            return Ok(found.rev);
+        }
+    }
+    Err(guarded(err, stored).resolve(app).await)
 }
 
 pub async fn get(app: &App, caller: &Caller, id: &str) -> ApiResult<Callback> {
