@@ -19,12 +19,17 @@ pub const WIRE_TARGETS: &[&str] = &[
 ];
 
 /// The `tracing_subscriber::EnvFilter` directives for `requested` (`RUST_LOG`; `info` when
-/// unset or blank), with the wire targets capped at `debug`.
+/// unset or blank), with the wire targets capped at `debug` when `trace` is asked for. Only
+/// then: a cap is a directive of its own, which would otherwise raise those targets to `debug`
+/// under an `info` filter (thousands of SDK lines per invocation, each paid for in CloudWatch).
 pub fn log_filter(requested: Option<&str>) -> String {
     let requested = requested
         .map(str::trim)
         .filter(|text| !text.is_empty())
         .unwrap_or("info");
+    if !requested.to_ascii_lowercase().contains("trace") {
+        return requested.to_owned();
+    }
     let caps: Vec<String> = WIRE_TARGETS
         .iter()
         .map(|target| format!("{target}=debug"))
@@ -38,8 +43,10 @@ mod tests {
 
     #[test]
     fn the_wire_targets_are_capped_whatever_is_asked() {
-        assert!(log_filter(None).starts_with("info,"));
-        assert!(log_filter(Some(" ")).starts_with("info,"));
+        // Below trace there is nothing to cap, and no directive raises the SDK to debug.
+        assert_eq!(log_filter(None), "info");
+        assert_eq!(log_filter(Some(" ")), "info");
+        assert_eq!(log_filter(Some("warn")), "warn");
         let filter = log_filter(Some("trace,aws_smithy_runtime=trace"));
         assert!(filter.starts_with("trace,aws_smithy_runtime=trace,"));
         assert!(filter.ends_with("rustls=debug"));
