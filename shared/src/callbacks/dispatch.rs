@@ -281,6 +281,7 @@ async fn run(
         Err(err) => return Err(err.into()),
     }
     tracing::info!(callback = %after.callback.id, status = after.callback.status.as_str(), "dispatch finished");
+    crate::metrics::dispatch_finished(&after.callback);
     Ok(after.callback)
 }
 

@@ -154,15 +154,14 @@ pub async fn try_once(
         Attempt::Answered { status, .. } => (Some(status), Some(format!("HTTP {status}")), None),
         Attempt::Failed(reason) => (None, Some(reason), None),
     };
-    Some(Tried {
-        record: AttemptRecord {
-            at: now,
-            status_code,
-            error,
-            duration_ms,
-        },
-        accepted,
-    })
+    let record = AttemptRecord {
+        at: now,
+        status_code,
+        error,
+        duration_ms,
+    };
+    crate::metrics::webhook_attempt(&record);
+    Some(Tried { record, accepted })
 }
 
 /// How delivering `callback.dispatch` to one endpoint ended, with every try made.
