@@ -126,3 +126,86 @@ fn documents_link_only_to_files_in_the_repository() {
         "links to nothing in the repository: {broken:?}"
     );
 }
+
+/// The GitHub-style anchor of a Markdown heading: lower case, spaces to `-`, punctuation
+/// other than `-` and `_` dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn anchors_of(document: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(root().join(document)).expect("document");
+    text.lines()
+        .filter_map(|line| line.strip_prefix('#'))
+        .map(|heading| anchor(heading.trim_start_matches('#')))
+        .collect()
+}
+
+#[test]
+fn every_alarm_names_a_runbook_entry_that_exists() {
+    let template =
+        std::fs::read_to_string(root().join("infra/template.yaml")).expect("the template");
+    let anchors = anchors_of("docs/operations.md");
+    let named: Vec<&str> = template
+        .split("docs/operations.md#")
+        .skip(1)
+        .map(|rest| {
+            rest.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_'))
+                .next()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(
+        named.len() >= 9,
+        "the alarms and the dashboard name their entries"
+    );
+    let missing: Vec<&&str> = named
+        .iter()
+        .filter(|name| !anchors.contains(**name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/operations.md has no section {missing:?}"
+    );
+}
+
+#[test]
+fn links_into_the_guides_name_sections_that_exist() {
+    let mut broken = Vec::new();
+    for document in documents() {
+        let text = std::fs::read_to_string(&document).expect("document");
+        for target in link_targets(&text) {
+            let Some((file, fragment)) = target.split_once('#') else {
+                continue;
+            };
+            let file = if file.is_empty() {
+                document.strip_prefix(root()).expect("inside").to_path_buf()
+            } else {
+                let resolved = document.parent().expect("folder").join(file);
+                match resolved.canonicalize() {
+                    Ok(path) => path
+                        .strip_prefix(root().canonicalize().expect("root"))
+                        .expect("inside")
+                        .to_path_buf(),
+                    Err(_) => continue,
+                }
+            };
+            if file.extension().is_none_or(|ext| ext != "md") {
+                continue;
+            }
+            if !anchors_of(file.to_str().expect("a text path")).contains(fragment) {
+                broken.push(format!("{}: {target}", document.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "links to no section: {broken:?}");
+}
