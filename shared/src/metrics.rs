@@ -7,12 +7,10 @@
 //! (`"Cause=EXPIRED"`). What becomes of it is the subscriber's business: in Lambda,
 //! `flowline_lambda::metrics` prints each as one CloudWatch Embedded Metric Format line
 //! (CloudWatch Logs turns it into a metric, no API call, no latency); the local server keeps
-//! them out of its logs. So recording a metric costs a use case one line and no port.
+//! them out of its logs. So recording a metric costs a use case one line and no port. (This
+//! module imports no other of the core: any module can record without an import circle.)
 
 use jiff::Timestamp;
-
-use crate::callbacks::model::{Callback, CallbackStatus};
-use crate::webhooks::delivery::AttemptRecord;
 
 /// The `tracing` target of metric events.
 pub const TARGET: &str = "flowline_metrics";
@@ -50,26 +48,30 @@ pub fn callback_created() {
     emit(name::CALLBACKS_CREATED, 1.0, COUNT, None);
 }
 
-/// A dispatch ended with `callback` recorded: dispatched (with its lag) or failed (by cause:
-/// the code before any `:`, so `WEBHOOK_FAILED: 503 from …` counts as `WEBHOOK_FAILED`).
-pub fn dispatch_finished(callback: &Callback) {
-    match callback.status {
-        CallbackStatus::Dispatched => {
+/// A dispatch ended with a callback recorded as `status`: `dispatched` (with its lag from
+/// `scheduled_at` to `dispatched_at`) or `failed` (by cause: the code before any `:`, so
+/// `WEBHOOK_FAILED: 503 from …` counts as `WEBHOOK_FAILED`).
+pub fn dispatch_finished(
+    status: &str,
+    failure_cause: Option<&str>,
+    scheduled_at: Timestamp,
+    dispatched_at: Option<Timestamp>,
+) {
+    match status {
+        "dispatched" => {
             emit(name::CALLBACKS_DISPATCHED, 1.0, COUNT, None);
-            if let Some(at) = callback.dispatched_at {
+            if let Some(at) = dispatched_at {
                 emit(
                     name::DISPATCH_LAG,
-                    lag_ms(callback.scheduled_at, at),
+                    lag_ms(scheduled_at, at),
                     MILLISECONDS,
                     None,
                 );
             }
         }
-        CallbackStatus::Failed => {
-            let cause = callback
-                .failure_cause
-                .as_deref()
-                .map_or("UNKNOWN", |cause| cause.split(':').next().unwrap_or(cause));
+        "failed" => {
+            let cause =
+                failure_cause.map_or("UNKNOWN", |cause| cause.split(':').next().unwrap_or(cause));
             emit(
                 name::CALLBACKS_FAILED,
                 1.0,
@@ -88,10 +90,10 @@ fn lag_ms(scheduled_at: Timestamp, delivered_at: Timestamp) -> f64 {
     lag.max(0) as f64
 }
 
-/// One HTTP try of a webhook delivery.
-pub fn webhook_attempt(record: &AttemptRecord) {
+/// One HTTP try of a webhook delivery, which got a 2xx or not.
+pub fn webhook_attempt(succeeded: bool) {
     emit(name::WEBHOOK_ATTEMPTS, 1.0, COUNT, None);
-    if !record.succeeded() {
+    if !succeeded {
         emit(name::WEBHOOK_FAILURES, 1.0, COUNT, None);
     }
 }

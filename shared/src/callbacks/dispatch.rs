@@ -281,7 +281,12 @@ async fn run(
         Err(err) => return Err(err.into()),
     }
     tracing::info!(callback = %after.callback.id, status = after.callback.status.as_str(), "dispatch finished");
-    crate::metrics::dispatch_finished(&after.callback);
+    crate::metrics::dispatch_finished(
+        after.callback.status.as_str(),
+        after.callback.failure_cause.as_deref(),
+        after.callback.scheduled_at,
+        after.callback.dispatched_at,
+    );
     Ok(after.callback)
 }
 

@@ -160,7 +160,7 @@ pub async fn try_once(
         error,
         duration_ms,
     };
-    crate::metrics::webhook_attempt(&record);
+    crate::metrics::webhook_attempt(record.succeeded());
     Some(Tried { record, accepted })
 }
 
