@@ -164,9 +164,8 @@ impl World {
                 .await;
         }
         // The outbox handed out, as the deliver function does: n deliveries.
-        flowline_core::deadline::within(
-            // An hour past the default deadline: 10,000 deliveries take a while.
-            flowline_core::deadline::current() + std::time::Duration::from_secs(3600),
+        common::within_budget(
+            std::time::Duration::from_secs(3600),
             flowline_core::webhooks::relay::pass(&world.rig.wired("deliver")),
         )
         .await

@@ -443,3 +443,56 @@ fn the_sweeper_runs_every_five_minutes() {
         "rate(5 minutes)"
     );
 }
+
+#[test]
+fn every_alarm_notifies_the_required_notification_target() {
+    let template = template();
+    assert!(
+        template["Parameters"]["AlarmNotification"]
+            .get("Default")
+            .is_none(),
+        "AlarmNotification is required: an alarm that notifies nobody is no alarm"
+    );
+    let target =
+        json!([{"Fn::If": ["AlarmToTopic", {"Ref": "AlarmNotification"}, {"Ref": "AlarmTopic"}]}]);
+    let alarms: Vec<(&String, &Value)> = resources(&template)
+        .iter()
+        .filter(|(_, resource)| resource["Type"] == "AWS::CloudWatch::Alarm")
+        .collect();
+    let names: BTreeSet<&str> = alarms.iter().map(|(id, _)| id.as_str()).collect();
+    for expected in [
+        "FunctionErrorsAlarm",
+        "FunctionThrottlesAlarm",
+        "Api5xxAlarm",
+        "DispatchFailuresAlarm",
+        "DispatchLagAlarm",
+        "DynamoDbThrottlesAlarm",
+        "DispatchDeadLetterAlarm",
+        "DeliverDeadLetterAlarm",
+    ] {
+        assert!(names.contains(expected), "no {expected}: {names:?}");
+    }
+    for (id, alarm) in alarms {
+        for actions in ["AlarmActions", "OKActions"] {
+            assert_eq!(alarm["Properties"][actions], target, "{id}'s {actions}");
+        }
+        let description = alarm["Properties"]["AlarmDescription"].to_string();
+        assert!(
+            description.contains("docs/operations.md#"),
+            "{id} names its runbook entry: {description}"
+        );
+    }
+}
+
+#[test]
+fn dispatch_has_reserved_concurrency_and_the_sweeper_runs_one_at_a_time() {
+    let template = template();
+    let functions = functions(&template);
+    let reserved =
+        |binary: &str| functions[binary][0].1["Properties"]["ReservedConcurrentExecutions"].clone();
+    assert_eq!(
+        reserved("dispatch"),
+        json!({"Ref": "DispatchReservedConcurrency"})
+    );
+    assert_eq!(reserved("sweeper"), json!(1));
+}

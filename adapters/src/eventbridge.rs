@@ -57,7 +57,13 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
             err.code().unwrap_or_default(),
             err.message().unwrap_or_default()
         )),
-        _ => SchedulerError::Unavailable(format!("{err}")),
+        // Logged by the use case as the reason of its 503: the AWS error code first (a bare
+        // "service error" tells an operator nothing), or the whole error when there is none
+        // (a timeout, a connection reset).
+        _ => SchedulerError::Unavailable(match err.code() {
+            Some(code) => format!("{code}: {}", err.message().unwrap_or_default()),
+            None => format!("{err:?}"),
+        }),
     }
 }
 

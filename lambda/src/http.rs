@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::time::Duration;
 
@@ -20,22 +21,76 @@ use crate::Error;
 use crate::authorizer::context;
 
 /// Serves `handler` as this Lambda function's HTTP handler, each request within API Gateway's
-/// time (and the invocation's own).
+/// time (and the invocation's own), logged as one line ([`serve`]).
 pub async fn run_http<F, Fut>(handler: F) -> Result<(), Error>
 where
     F: Fn(ApiRequest) -> Fut + Sync,
     Fut: Future<Output = ApiResult<ApiResponse>> + Send,
 {
     let handler = &handler;
-    lambda_http::run(service_fn(move |event: lambda_http::Request| {
-        let budget = invocation_budget(event.lambda_context().deadline).min(deadline::HTTP_BUDGET);
-        let request = api_request(event);
-        async move {
-            let answer = deadline::within(Instant::now() + budget, handler(request)).await;
-            Ok::<_, Error>(lambda_response(render(answer)))
-        }
+    lambda_http::run(service_fn(move |event: lambda_http::Request| async move {
+        Ok::<_, Error>(serve(handler, event).await)
     }))
     .await
+}
+
+/// Whether this sandbox has served nothing yet: its first invocation is a cold start.
+static COLD: AtomicBool = AtomicBool::new(true);
+
+fn cold_start() -> bool {
+    COLD.swap(false, Ordering::Relaxed)
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One API Gateway request: run `handler` within the time left and answer, then log the one
+/// line an operator looks for — `"message": "request"` with the Lambda and API Gateway request
+/// ids, the route, the caller's organization, the status (and error code), the latency, whether
+/// it was a cold start and the X-Ray trace id.
+pub async fn serve<F, Fut>(handler: &F, event: lambda_http::Request) -> lambda_http::Response<Body>
+where
+    F: Fn(ApiRequest) -> Fut + Sync,
+    Fut: Future<Output = ApiResult<ApiResponse>> + Send,
+{
+    let started = Instant::now();
+    let cold_start = cold_start();
+    let lambda = event.lambda_context_ref();
+    let budget = lambda
+        .map_or(deadline::HTTP_BUDGET, |lambda| {
+            invocation_budget(lambda.deadline)
+        })
+        .min(deadline::HTTP_BUDGET);
+    let function_request_id = lambda.map(|lambda| lambda.request_id.clone());
+    let xray_trace_id = lambda.and_then(|lambda| lambda.xray_trace_id.clone());
+    let (api_request_id, route) = match event.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            (context.request_id.clone(), context.route_key.clone())
+        }
+        _ => (None, None),
+    };
+    let request = api_request(event);
+    let organization = request
+        .caller
+        .as_ref()
+        .map(|caller| caller.organization_id.clone());
+    let answer = deadline::within(Instant::now() + budget, handler(request)).await;
+    let error_code = answer.as_ref().err().map(|err| err.code.as_str());
+    let response = render(answer);
+    tracing::info!(
+        function_request_id,
+        api_request_id,
+        route,
+        organization,
+        status = response.status.as_u16(),
+        error_code,
+        latency_ms = elapsed_ms(started),
+        cold_start,
+        xray_trace_id,
+        "request"
+    );
+    lambda_response(response)
 }
 
 /// What is left of the invocation (its `deadline`, epoch milliseconds) less a margin to answer
@@ -80,10 +135,20 @@ where
     let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<E>| async move {
+            let started = Instant::now();
+            let cold_start = cold_start();
             let budget = invocation_budget(event.context.deadline);
-            deadline::within(Instant::now() + budget, handler(event.payload))
-                .await
-                .map_err(|err| Error::from(format!("{}: {}", err.code.as_str(), err.message)))
+            let outcome = deadline::within(Instant::now() + budget, handler(event.payload)).await;
+            // One line per invocation, as a request has (see `serve`).
+            tracing::info!(
+                function_request_id = %event.context.request_id,
+                error_code = outcome.as_ref().err().map(|err| err.code.as_str()),
+                latency_ms = elapsed_ms(started),
+                cold_start,
+                xray_trace_id = event.context.xray_trace_id,
+                "invocation"
+            );
+            outcome.map_err(|err| Error::from(format!("{}: {}", err.code.as_str(), err.message)))
         },
     ))
     .await

@@ -14,8 +14,9 @@ pub mod authorizer;
 pub mod cloud;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod stream;
 
 pub use cloud::Cloud;
-pub use http::{api_request, lambda_response, run_event, run_http};
+pub use http::{api_request, lambda_response, run_event, run_http, serve};
 pub use lambda_http::Error;

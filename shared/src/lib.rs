@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod jobs;
 pub mod logging;
+pub mod metrics;
 pub mod page;
 pub mod ratelimit;
 pub mod routes;

@@ -37,9 +37,51 @@ pub fn log_filter(requested: Option<&str>) -> String {
     format!("{requested},{}", caps.join(","))
 }
 
+/// The `tracing` level of a Lambda log level (`AWS_LAMBDA_LOG_LEVEL`, which Lambda sets from
+/// the function's `LoggingConfig.ApplicationLogLevel`): `TRACE`, `DEBUG`, `INFO`, `WARN`,
+/// `ERROR`, `FATAL` (as `error`: tracing has nothing above it), any case.
+pub fn lambda_log_level(level: &str) -> Option<&'static str> {
+    match level.trim().to_ascii_uppercase().as_str() {
+        "TRACE" => Some("trace"),
+        "DEBUG" => Some("debug"),
+        "INFO" => Some("info"),
+        "WARN" => Some("warn"),
+        "ERROR" | "FATAL" => Some("error"),
+        _ => None,
+    }
+}
+
+/// What a Lambda function logs: `RUST_LOG` when it says something (a developer's filter), else
+/// the function's `AWS_LAMBDA_LOG_LEVEL`, else `info`.
+pub fn lambda_requested(rust_log: Option<&str>, lambda_level: Option<&str>) -> Option<String> {
+    rust_log
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .map(str::to_owned)
+        .or_else(|| lambda_level.and_then(lambda_log_level).map(str::to_owned))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rust_log_wins_over_the_lambda_level_which_wins_over_info() {
+        assert_eq!(
+            lambda_requested(Some("debug"), Some("ERROR")).as_deref(),
+            Some("debug")
+        );
+        assert_eq!(
+            lambda_requested(Some(" "), Some("WARN")).as_deref(),
+            Some("warn")
+        );
+        assert_eq!(
+            lambda_requested(None, Some("fatal")).as_deref(),
+            Some("error")
+        );
+        assert_eq!(lambda_requested(None, Some("LOUD")), None);
+        assert_eq!(lambda_requested(None, None), None);
+    }
 
     #[test]
     fn the_wire_targets_are_capped_whatever_is_asked() {

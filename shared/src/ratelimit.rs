@@ -76,6 +76,16 @@ impl Budget {
         }
     }
 
+    /// The 429 of a request over this budget, counted (metric `RateLimited`, by scope).
+    fn refused(&self, retry_after: u64) -> ApiError {
+        crate::metrics::rate_limited(match self {
+            Self::Organization(_) => "organization",
+            Self::Trigger(_) => "trigger",
+            Self::BadSignature(_) => "source",
+        });
+        ApiError::rate_limited(self.what(), retry_after)
+    }
+
     fn what(&self) -> &'static str {
         match self {
             Self::Organization(_) => "this organization",
@@ -185,13 +195,13 @@ impl RateLimiter {
             if let Some(until) = bucket.refused_until {
                 if now < until {
                     let wait = until.duration_since(now).as_secs_f64().ceil().max(1.0) as u64;
-                    return Err(ApiError::rate_limited(budget.what(), wait));
+                    return Err(budget.refused(wait));
                 }
                 bucket.refused_until = None;
             }
             bucket.refill(limit, now);
             if bucket.tokens < 1.0 {
-                return Err(ApiError::rate_limited(budget.what(), bucket.wait(limit)));
+                return Err(budget.refused(bucket.wait(limit)));
             }
             bucket.tokens -= 1.0;
             bucket.pending += 1;
@@ -220,7 +230,7 @@ impl RateLimiter {
         };
         bucket.refill(limit, now);
         if bucket.tokens < 1.0 {
-            return Err(ApiError::rate_limited(budget.what(), bucket.wait(limit)));
+            return Err(budget.refused(bucket.wait(limit)));
         }
         Ok(())
     }

@@ -358,6 +358,12 @@ async fn run(
         tracing::warn!(callback = %after.callback.id, %err, "no schedule at the window's opening; the sweeper will cover it");
     }
     tracing::info!(callback = %after.callback.id, status = after.callback.status.as_str(), "dispatch finished");
+    crate::metrics::dispatch_finished(
+        after.callback.status.as_str(),
+        after.callback.failure_cause.as_deref(),
+        after.callback.scheduled_at,
+        after.callback.dispatched_at,
+    );
     Ok(after.callback)
 }
 

@@ -249,6 +249,7 @@ pub async fn create_guarded(
             }
         }
     }
+    crate::metrics::callback_created();
     Ok(callback)
 }
 

@@ -168,15 +168,14 @@ async fn try_in_slot(
         Attempt::Answered { status, .. } => (Some(status), Some(format!("HTTP {status}")), None),
         Attempt::Failed(reason) => (None, Some(reason), None),
     };
-    Some(Tried {
-        record: AttemptRecord {
-            at: now,
-            status_code,
-            error,
-            duration_ms,
-        },
-        accepted,
-    })
+    let record = AttemptRecord {
+        at: now,
+        status_code,
+        error,
+        duration_ms,
+    };
+    crate::metrics::webhook_attempt(record.succeeded());
+    Some(Tried { record, accepted })
 }
 
 /// How delivering `callback.dispatch` to one endpoint ended, with every try made.
