@@ -123,9 +123,10 @@ pub async fn try_once(
     deadline: Instant,
 ) -> Option<Tried> {
     let _place = app.endpoint_gate.enter(&endpoint.id, deadline).await?;
-    let lease = super::gate::Lease::take(app, &endpoint.id, deadline).await?;
+    let (store, clock) = (app.store.as_ref(), app.clock.as_ref());
+    let lease = super::gate::Lease::take(store, clock, &endpoint.id, deadline).await?;
     let tried = try_in_slot(app, endpoint, event_id, body, timeout, deadline).await;
-    lease.release(app).await;
+    lease.release(store).await;
     tried
 }
 

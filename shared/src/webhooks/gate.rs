@@ -17,9 +17,9 @@ use rand::Rng;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::app::App;
 use crate::concurrency::Backoff;
-use crate::store::{Expect, Key, StoreError, Write};
+use crate::store::{Expect, Key, StoreError, Table, Write};
+use crate::time::Clock;
 
 /// SPEC §8's limit.
 pub const DEFAULT_IN_FLIGHT: usize = 10;
@@ -85,14 +85,19 @@ impl Lease {
     /// until `until` while all are held; `None`: none came in time. A table that cannot be
     /// written gives a lease without a slot: the limit protects receivers, it must not stop
     /// deliveries when the store has a bad moment (the try's own record will tell).
-    pub async fn take(app: &App, endpoint_id: &str, until: Instant) -> Option<Self> {
+    pub async fn take(
+        store: &dyn Table,
+        clock: &dyn Clock,
+        endpoint_id: &str,
+        until: Instant,
+    ) -> Option<Self> {
         let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
         // Whose lease it is: two leases are never the same item, so a store that checks whether
         // a conditional put failed only because an earlier attempt of it landed (the DynamoDB
         // adapter does) never takes another's slot for its own.
         let holder = crate::ids::random_token(16);
         loop {
-            let now = app.clock.now().as_second();
+            let now = clock.now().as_second();
             let first = rand::rng().random_range(0..DEFAULT_IN_FLIGHT);
             for slot in (0..DEFAULT_IN_FLIGHT).map(|n| (first + n) % DEFAULT_IN_FLIGHT) {
                 let key = slot_key(endpoint_id, slot);
@@ -102,7 +107,7 @@ impl Lease {
                     expect: Expect::AbsentOrExpired(now),
                     expires_at: Some(now + LEASE.as_secs() as i64),
                 };
-                match app.store.write(vec![put]).await {
+                match store.write(vec![put]).await {
                     Ok(()) => return Some(Self { key: Some(key) }),
                     Err(StoreError::ConditionFailed) => {}
                     Err(err) => {
@@ -120,13 +125,13 @@ impl Lease {
     }
 
     /// Frees the slot for the next try.
-    pub async fn release(self, app: &App) {
+    pub async fn release(self, store: &dyn Table) {
         let Some(key) = self.key else { return };
         let delete = Write::Delete {
             key,
             expect: Expect::Anything,
         };
-        if let Err(err) = app.store.write(vec![delete]).await {
+        if let Err(err) = store.write(vec![delete]).await {
             // It frees itself when its lease runs out.
             tracing::warn!(%err, "an in-flight slot was not released");
         }
