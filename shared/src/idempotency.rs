@@ -34,6 +34,12 @@ pub struct Created {
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
     body_hash: String,
+    /// Whose claim this is. Two requests racing for one key in the same millisecond would
+    /// otherwise write the very same record, and a store that takes a conditional put finding
+    /// exactly its own item for an earlier attempt of it that landed (the DynamoDB adapter does)
+    /// would let both believe they won.
+    #[serde(default)]
+    claim: String,
     /// Set once the work succeeded.
     resource_id: Option<String>,
     status: Option<u16>,
@@ -153,6 +159,7 @@ where
             let now = app.clock.now();
             let record = Record {
                 body_hash,
+                claim: String::new(),
                 resource_id: Some(created.resource_id.clone()),
                 status: Some(created.response.status.as_u16()),
                 claimed_until_ms: 0,
@@ -232,6 +239,7 @@ async fn claim(app: &App, record_key: &Key, body_hash: &str) -> ApiResult<Claim>
         };
         let record = Record {
             body_hash: body_hash.to_owned(),
+            claim: crate::ids::random_token(16),
             resource_id: None,
             status: None,
             claimed_until_ms: now.as_millisecond() + CLAIM_LEASE_MS,
