@@ -416,12 +416,7 @@ pub async fn waiting(
         .map(|item| {
             let entry: DueEntry = item.decode()?;
             let corrupt = || StoreError::Corrupt(format!("due entry {}", item.key.sk));
-            let due_ms: i64 = item
-                .key
-                .sk
-                .split_once('#')
-                .and_then(|(due, _)| due.parse().ok())
-                .ok_or_else(corrupt)?;
+            let due_ms = crate::store::due_ms_of(item)?;
             let at_ms = if entry.leased {
                 due_ms
             } else {

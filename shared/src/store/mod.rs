@@ -239,6 +239,15 @@ pub async fn merged_page(
     Ok(split_page(merged, limit))
 }
 
+/// The time a due-index entry's sort key starts with (`<ms, 13 digits>#<id>`), in ms.
+pub fn due_ms_of(item: &Item) -> Result<i64, StoreError> {
+    item.key
+        .sk
+        .split_once('#')
+        .and_then(|(due, _)| due.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("due entry {}", item.key.sk)))
+}
+
 /// A stable spread of ids over `shards` (ids end in random digits, so any hash of them is even).
 pub fn shard_of(id: &str, shards: u32) -> u32 {
     id.bytes().fold(0u32, |hash, b| {

@@ -353,15 +353,9 @@ pub async fn waiting(
         .await?
         .iter()
         .map(|item| {
-            let corrupt = || StoreError::Corrupt(format!("retry entry {}", item.key.sk));
-            let due_ms: i64 = item
-                .key
-                .sk
-                .split_once('#')
-                .and_then(|(due, _)| due.parse().ok())
-                .ok_or_else(corrupt)?;
+            let due_ms = crate::store::due_ms_of(item)?;
             let at = jiff::Timestamp::from_millisecond(due_ms - SWEEP_GRACE_MS)
-                .map_err(|_| corrupt())?;
+                .map_err(|_| StoreError::Corrupt(format!("retry entry {}", item.key.sk)))?;
             Ok((item.key.sk.clone(), at, item.decode::<DueRetry>()?))
         })
         .collect()
