@@ -121,7 +121,7 @@ def render(load) -> str:
       "on its own; a part not run keeps its last figures, with their date below). Every figure stands beside a **floor** "
       "measured in the same run, as a ratio.\n")
     w(f"**Machine**: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('ram_gib', '?')} GiB RAM, {m.get('os', '?')}, "
-      f"`{m.get('rustc', '?')}`. The 2 cores are **shared with other engineers' builds and test runs** (load average "
+      f"`{m.get('rustc', '?')}`. The 2 cores can be shared with other engineers' builds and test runs (load average "
       f"{m.get('load_average_at_start', 0):.1f} when the newest part started), so timings are noisy: runs are interleaved "
       "and the report uses medians and p90, not means.\n")
     w("Dates of each part: " + ", ".join(f"{p} {r['date']}" for p, r in (("costs", costs), ("scale", scale), ("size", size), ("build", build),
@@ -134,7 +134,7 @@ def render(load) -> str:
         cs = cold["data"]["summary"] if cold else {}
         w("| function | zipped arm64 MiB | floor | ratio | zipped x86_64 MiB | floor | ratio | cold start median / p90 ms | floor median / p90 ms | ratio (median) |")
         w("|---|---|---|---|---|---|---|---|---|---|")
-        worst_size, worst_cold = [], []
+        worst_size, worst_cold, worst_init = [], [], []
         for function in sorted(sd["floor_of"]):
             floor = sd["floor_of"][function]
             cells = [f"`{function}`"]
@@ -150,6 +150,8 @@ def render(load) -> str:
             if c and fc:
                 cells += [f"{c['median']:.1f} / {c['p90']:.1f}", f"{fc['median']:.1f} / {fc['p90']:.1f}", ratio(c["median"], fc["median"])]
                 worst_cold.append((c["median"] / fc["median"], function))
+                if "init_median" in c and "init_median" in fc:
+                    worst_init.append((c["init_median"] / fc["init_median"], function))
             else:
                 cells += ["–", "–", "–"]
             w("| " + " | ".join(cells) + " |")
@@ -185,6 +187,13 @@ def render(load) -> str:
             w(f"- **Cold start ≤ 1.2× the floor, same run** (measured: {len(worst_cold)} of {len(sd['floor_of'])} functions): {met(not over)}. "
               + (f"{len(over)} of {len(worst_cold)} over; worst `{top[1]}` at {top[0]:.2f}×; median ratio {statistics.median(x[0] for x in worst_cold):.2f}."
                  if over else f"worst `{top[1]}` at {top[0]:.2f}×; median ratio {statistics.median(x[0] for x in worst_cold):.2f}."))
+        if worst_init:
+            top = max(worst_init)
+            over = [x for x in worst_init if x[0] > 1.2]
+            w(f"  - Init alone (process start to the first request for an event, beside the floor's): {len(over)} of "
+              f"{len(worst_init)} over 1.2×; worst `{top[1]}` at {top[0]:.2f}×, median ratio "
+              f"{statistics.median(x[0] for x in worst_init):.2f}. The rest of a cold start is the first invocation's "
+              "calls to the emulator.")
     if build:
         minutes = build["data"]["seconds"] / 60
         w(f"- **Clean arm64 build ≤ 20 min**: {met(minutes <= 20)}: {minutes:.1f} min "
@@ -261,8 +270,9 @@ def render(load) -> str:
         w("## Build time\n")
         w(f"Measured {build['date']}: `cargo lambda build --release --arm64 --workspace --exclude …` of all {build['data']['functions']} "
           "functions from an empty `CARGO_TARGET_DIR` (a separate one, deleted afterwards), wall clock, once. "
-          f"**{build['data']['seconds'] / 60:.1f} min**. The machine was shared (other engineers' builds and tests, and this "
-          "run's own test builds), so this is an upper bound for an idle machine."
+          f"**{build['data']['seconds'] / 60:.1f} min**, with the release profile `{build['data'].get('profile', '?')}`. Load "
+          f"average {build['data'].get('load_average_before', 0):.1f} at the start and "
+          f"{build['data'].get('load_average_after', 0):.1f} at the end (2 cores: about 2 is this build alone)."
           + (f" {build['data']['note']}." if build['data'].get('note') else "")
           + (f" CPU time (user + system) of the build: {build['data']['cpu_seconds'] / 60:.0f} min." if build['data'].get('cpu_seconds') else "")
           + "\n")
@@ -282,14 +292,20 @@ def render(load) -> str:
         w("Differences from the fixtures' scenario (tests/costs.rs): no webhook is delivered (the Lambda build's SSRF guard "
           "refuses loopback targets, and nothing else is reachable), so `dispatch` and `callback-dispatch` end as `failed` "
           "(NO_DISPATCH_TARGET) after the same store calls, and their floors skip the POST (but link the HTTPS client); the "
-          "sweeper finds nothing overdue (its 8 shard queries only).\n")
+          "sweeper finds nothing overdue (its 8 shard queries only); the delivery log's list and recover find no delivery "
+          "(their floors skip the BatchGetItem and the PutItem). Endpoints are registered at a public address literal, "
+          "not the fixtures' host name, as this machine may have no DNS.\n")
         if cd.get("not_measured"):
-            w(f"Not measured in this run (no x86_64 build of the function or its floor): {', '.join(f'`{f}`' for f in cd['not_measured'])}.\n")
-        w("| binary | median ms | p90 ms | min | max | floor plan (FLOOR_PLAN) |")
-        w("|---|---|---|---|---|---|")
+            w(f"Not measured in this run: {', '.join(f'`{f}`' for f in cd['not_measured'])}.\n")
+        w("*Init* is process start to the function's first request for an event (what Lambda reports as Init Duration: "
+          "loading the binary, logging, the AWS configuration and clients); the rest of a cold start is the first "
+          "invocation, whose store calls the emulator answers.\n")
+        w("| binary | median ms | p90 ms | min | max | init median / p90 ms | floor plan (FLOOR_PLAN) |")
+        w("|---|---|---|---|---|---|---|")
         for label, s in sorted(cd["summary"].items()):
             plan = cd["floor_plans"].get(label.removeprefix("floor:"), "") if label.startswith("floor:") else ""
-            w(f"| `{label}` | {s['median']:.1f} | {s['p90']:.1f} | {s['min']:.1f} | {s['max']:.1f} | {plan} |")
+            init = f"{s['init_median']:.1f} / {s['init_p90']:.1f}" if "init_median" in s else "–"
+            w(f"| `{label}` | {s['median']:.1f} | {s['p90']:.1f} | {s['min']:.1f} | {s['max']:.1f} | {init} | {plan} |")
         w("")
 
     if costs:

@@ -7,7 +7,7 @@ pub async fn call(app: &App, function: &str, request: ApiRequest) -> ApiResult<A
     match function {
         "flow-create" => flow_create::handle(app, request).await,
         "flow-list" => flow_list::handle(app, request).await,
-        "flow-validate" => flow_validate::handle(app, request).await,
+        "flow-validate" => flow_validate::handle(request).await,
         "flow-get" => flow_get::handle(app, request).await,
         "flow-update" => flow_update::handle(app, request).await,
         "flow-delete" => flow_delete::handle(app, request).await,

@@ -513,8 +513,7 @@ async fn flow_list_lists_the_organizations_drafts() {
 #[tokio::test]
 async fn flow_validate_finds_the_fixture_body_valid_and_stores_nothing() {
     let app = app();
-    let (status, body, _) =
-        answer(flow_validate::handle(&app.wired("flow-validate"), event("flow-validate")).await);
+    let (status, body, _) = answer(flow_validate::handle(event("flow-validate")).await);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({"valid": true, "problems": []}));
     let (_, listed, _) =

@@ -336,6 +336,20 @@ fn each_function_wires_exactly_the_ports_its_permissions_and_environment_allow()
             policies.contains("DispatchNowPolicy"),
             "{id}: wires the dispatch invoker exactly when it may invoke dispatch"
         );
+        if binary != "authorizer" {
+            // A function that never touches the table (flow-validate) builds no `Cloud`, so it
+            // neither links nor configures the SDK; every other one does, and may read it.
+            let main = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("functions/{binary}/src/main.rs")),
+            )
+            .expect("the function's main.rs");
+            assert_eq!(
+                main.contains("Cloud::from_env("),
+                policies.contains("ReadTablePolicy"),
+                "{id}: builds its tables exactly when it may read the table"
+            );
+        }
         // Each variable only some functions read is there exactly when a wired port reads it.
         let reads: &[(&str, &[&str])] = &[
             ("with_page_tokens", &[env::SIGNING_KEY]),

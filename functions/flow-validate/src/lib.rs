@@ -1,9 +1,10 @@
 //! `POST /v1/flows/validate`: Dry run of a create body: `{valid, problems}`; stores nothing.
 
 use flowline_core::flows;
-use flowline_core::{ApiRequest, ApiResponse, ApiResult, App};
+use flowline_core::{ApiRequest, ApiResponse, ApiResult};
 
-pub async fn handle(_app: &App, request: ApiRequest) -> ApiResult<ApiResponse> {
+/// Needs no application: validation only, no table.
+pub async fn handle(request: ApiRequest) -> ApiResult<ApiResponse> {
     request.writer()?;
     // This route takes no query parameters, and unknown ones are refused (SPEC §1).
     request.query_params(&[])?;
