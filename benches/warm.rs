@@ -216,7 +216,15 @@ fn warm(c: &mut Criterion) {
                 || {
                     if fresh_key {
                         let n = counter.fetch_add(1, Ordering::Relaxed);
-                        with_idempotency_key(request.clone(), &format!("bench-{n}"))
+                        let mut request =
+                            with_idempotency_key(request.clone(), &format!("bench-{n}"));
+                        // An organization has at most 20 endpoints: each create in its own.
+                        if function == "webhook-create"
+                            && let Some(caller) = request.caller.as_mut()
+                        {
+                            caller.organization_id = format!("org_bench{n}");
+                        }
+                        request
                     } else {
                         request.clone()
                     }
