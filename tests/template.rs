@@ -277,13 +277,18 @@ fn event_functions_have_no_http_route() {
     }
 }
 
-/// The ports a function's `main` wires into its application: its `Cloud` builder calls.
-fn wiring(function: &str) -> BTreeSet<&'static str> {
+/// A function's `main.rs`.
+fn main_source(function: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("functions")
         .join(function)
         .join("src/main.rs");
-    let main = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path:?}: {err}"));
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path:?}: {err}"))
+}
+
+/// The ports a function's `main` wires into its application: its `Cloud` builder calls.
+fn wiring(function: &str) -> BTreeSet<&'static str> {
+    let main = main_source(function);
     [
         "with_page_tokens",
         "with_scheduler",
@@ -339,13 +344,8 @@ fn each_function_wires_exactly_the_ports_its_permissions_and_environment_allow()
         if binary != "authorizer" {
             // A function that never touches the table (flow-validate) builds no `Cloud`, so it
             // neither links nor configures the SDK; every other one does, and may read it.
-            let main = std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join(format!("functions/{binary}/src/main.rs")),
-            )
-            .expect("the function's main.rs");
             assert_eq!(
-                main.contains("Cloud::from_env("),
+                main_source(&binary).contains("Cloud::from_env("),
                 policies.contains("ReadTablePolicy"),
                 "{id}: builds its tables exactly when it may read the table"
             );

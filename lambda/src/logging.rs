@@ -8,7 +8,7 @@
 //! or a signature.
 
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -28,19 +28,21 @@ pub fn filter() -> Targets {
 
 fn filter_for(rust_log: Option<&str>, lambda_level: Option<&str>) -> Targets {
     let requested = flowline_core::logging::lambda_requested(rust_log, lambda_level);
-    let directives = format!(
+    // `Targets` would read `target[span]=level` as a target named `target[span]`: such a
+    // (EnvFilter) directive is ignored, as is one that does not parse.
+    let readable = requested.filter(|text| !text.contains(['[', '{']));
+    directives(readable.as_deref())
+        .parse()
+        .or_else(|_| directives(None).parse())
+        .expect("the default directives parse")
+}
+
+fn directives(requested: Option<&str>) -> String {
+    format!(
         "{},{}=off",
-        flowline_core::logging::log_filter(requested.as_deref()),
+        flowline_core::logging::log_filter(requested),
         flowline_core::metrics::TARGET
-    );
-    // `Targets` would read `target[span]=level` as a target named `target[span]`.
-    let span_or_field = directives.contains(['[', '{']);
-    match directives.parse() {
-        Ok(targets) if !span_or_field => targets,
-        _ => Targets::new()
-            .with_default(LevelFilter::INFO)
-            .with_target(flowline_core::metrics::TARGET, LevelFilter::OFF),
-    }
+    )
 }
 
 /// The function's subscriber, writing to `writer` (stdout in Lambda; a buffer in tests).
