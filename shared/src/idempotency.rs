@@ -67,20 +67,21 @@ impl Record {
 
 /// A stable digest of a parsed JSON body: object keys sorted at every level.
 fn body_hash(body: &Map<String, Value>) -> String {
+    fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
+        let mut keys: Vec<&String> = map.keys().collect();
+        keys.sort();
+        out.push(b'{');
+        for key in keys {
+            serde_json::to_writer(&mut *out, key).expect("strings serialize");
+            out.push(b':');
+            write(&map[key], out);
+            out.push(b',');
+        }
+        out.push(b'}');
+    }
     fn write(value: &Value, out: &mut Vec<u8>) {
         match value {
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                out.push(b'{');
-                for key in keys {
-                    out.extend(serde_json::to_vec(key).expect("strings serialize"));
-                    out.push(b':');
-                    write(&map[key], out);
-                    out.push(b',');
-                }
-                out.push(b'}');
-            }
+            Value::Object(map) => write_object(map, out),
             Value::Array(items) => {
                 out.push(b'[');
                 for item in items {
@@ -89,11 +90,11 @@ fn body_hash(body: &Map<String, Value>) -> String {
                 }
                 out.push(b']');
             }
-            scalar => out.extend(serde_json::to_vec(scalar).expect("scalars serialize")),
+            scalar => serde_json::to_writer(&mut *out, scalar).expect("scalars serialize"),
         }
     }
     let mut canonical = Vec::new();
-    write(&Value::Object(body.clone()), &mut canonical);
+    write_object(body, &mut canonical);
     crate::ids::sha256_hex(&canonical)
 }
 

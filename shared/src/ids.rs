@@ -77,10 +77,12 @@ pub fn is_flow_slug(text: &str) -> bool {
 /// The hex SHA-256 of `data`: how keys, signatures and idempotency keys are stored.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    use std::fmt::Write;
+    let mut hex = String::with_capacity(64);
+    for byte in sha2::Sha256::digest(data) {
+        write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
+    }
+    hex
 }
 
 /// Random bytes (for keys and signatures).

@@ -1,8 +1,11 @@
 //! The embedded [`Table`]: the local server's default store and the fast store of unit tests.
-//! One lock over ordered maps; a write checks every condition before applying anything, so it is
-//! all-or-nothing exactly like a DynamoDB transaction.
+//! One lock over a hash map of partitions, each an ordered map of its items (as DynamoDB hashes
+//! the partition key and orders only within a partition: no query spans partitions, and a
+//! table of a million items costs a lookup no more than one of ten). A write checks every
+//! condition before applying anything, so it is all-or-nothing exactly like a DynamoDB
+//! transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Mutex;
 
@@ -14,7 +17,7 @@ use super::{
 
 #[derive(Default)]
 pub struct MemoryTable {
-    partitions: Mutex<BTreeMap<String, BTreeMap<String, Item>>>,
+    partitions: Mutex<Partitions>,
 }
 
 impl MemoryTable {
@@ -22,7 +25,7 @@ impl MemoryTable {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeMap<String, Item>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Partitions> {
         // A panic while holding the lock cannot leave a half-applied write (writes are applied
         // only after every check), so a poisoned lock is still consistent.
         self.partitions
@@ -31,7 +34,7 @@ impl MemoryTable {
     }
 }
 
-type Partitions = BTreeMap<String, BTreeMap<String, Item>>;
+type Partitions = HashMap<String, BTreeMap<String, Item>>;
 
 fn find<'a>(partitions: &'a Partitions, key: &Key) -> Option<&'a Item> {
     partitions.get(&key.pk).and_then(|items| items.get(&key.sk))

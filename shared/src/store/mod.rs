@@ -45,7 +45,7 @@ pub struct Item {
 impl Item {
     /// The domain record stored in `doc`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, StoreError> {
-        serde_json::from_value(self.doc.clone())
+        T::deserialize(&self.doc)
             .map_err(|err| StoreError::Corrupt(format!("{}/{}: {err}", self.key.pk, self.key.sk)))
     }
 }

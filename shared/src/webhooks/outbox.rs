@@ -76,14 +76,23 @@ fn key(id: &str) -> Key {
     Key::new(shard_pk(shard_of(id, SHARDS)), id)
 }
 
-fn put(id: &str, work: Work, now: Timestamp) -> Result<Write, StoreError> {
+fn put(id: &str, mut work: Work, now: Timestamp) -> Result<Write, StoreError> {
+    // An event's data (a whole callback or flow) is most of the item: it is moved into the
+    // document rather than copied through the serializer.
+    let data = match &mut work {
+        Work::Event { event, .. } => Some(std::mem::take(&mut event.data)),
+        Work::Redelivery { .. } | Work::Drain { .. } => None,
+    };
     let outboxed = Outboxed {
         queued_at: now,
         nudges: 0,
         work,
     };
-    let doc =
+    let mut doc =
         serde_json::to_value(&outboxed).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+    if let Some(data) = data {
+        doc["event"]["data"] = data;
+    }
     Ok(Write::Put {
         key: key(id),
         doc,
