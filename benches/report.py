@@ -181,6 +181,12 @@ def render(load) -> str:
               + (f"{len(over)} of {len(worst_size)} function×arch builds are over; the worst is `{top[1]}` ({top[2]}) at {top[0]:.2f}×, "
                  f"the best {min(worst_size)[0]:.2f}× (`{min(worst_size)[1]}`, {min(worst_size)[2]}). See *What is linked* for why."
                  if over else f"worst {top[0]:.2f}× (`{top[1]}`, {top[2]})."))
+        for function, floor in sd.get("second_look", {}).items():
+            pairs = [(arch, sd["functions"].get(arch, {}).get(function), sd["floors"].get(arch, {}).get(floor)) for arch in ("arm64", "x86_64")]
+            shown = [f"{ratio(f['zipped'], fl['zipped'])} ({arch}, floor {mib(fl['zipped'])} MiB)" for arch, f, fl in pairs if f and fl]
+            if shown:
+                w(f"  - `{function}` beside a floor that also links the parsers its job needs (`{floor}`: the same YAML "
+                  f"crate reading and writing, the same bundled time-zone database): {', '.join(shown)}.")
         if worst_cold:
             over = [x for x in worst_cold if x[0] > 1.2]
             top = max(worst_cold)
