@@ -323,8 +323,7 @@ pub fn render(result: ApiResult<ApiResponse>) -> ApiResponse {
 /// The `ETag` of a representation: a digest of its exact bytes.
 pub fn etag_of_bytes(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+    format!("\"{}\"", crate::ids::to_hex(&digest[..12]))
 }
 
 pub fn etag_of<T: Serialize>(value: &T) -> String {

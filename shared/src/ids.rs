@@ -77,9 +77,14 @@ pub fn is_flow_slug(text: &str) -> bool {
 /// The hex SHA-256 of `data`: how keys, signatures and idempotency keys are stored.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
+    to_hex(&sha2::Sha256::digest(data))
+}
+
+/// Lower-case hex of `bytes`, written into one string (not a string per byte).
+pub fn to_hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    let mut hex = String::with_capacity(64);
-    for byte in sha2::Sha256::digest(data) {
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
         write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
     }
     hex
