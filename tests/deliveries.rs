@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::clock::TestClock;
-use common::faults::{FaultyScheduler, SchedulerCall};
+use common::faults::{FaultyScheduler, PartitionFault, SchedulerCall};
 use common::receiver::{Receiver, Reply};
 use common::{Backend, Org, TestServer};
 use flowline_adapters::webhook_http::HttpSender;
@@ -93,6 +93,19 @@ async fn outbox_items(app: &App) -> Vec<flowline_core::store::Item> {
     items
 }
 
+/// Waits until the organization has nothing left in the outbox: every event it raised so far
+/// is handed out, and its first tries logged.
+async fn outbox_drained(app: &App, org: &Org) {
+    common::eventually("the outbox empties", WAIT, || async {
+        outbox_items(app)
+            .await
+            .iter()
+            .all(|item| item.doc["organization_id"] != org.id.as_str())
+            .then_some(())
+    })
+    .await;
+}
+
 fn timestamp(value: &Value) -> Timestamp {
     value.as_str().unwrap().parse().unwrap()
 }
@@ -165,6 +178,11 @@ async fn an_endpoint_down_for_a_day_receives_every_event_in_order_once_it_recove
         })
         .await;
         callbacks.push(id);
+        // Logged once its answer is back: only then does `settled` see it waiting.
+        common::eventually("its first try is logged", WAIT, || async {
+            (deliveries(&org, &endpoint, "").await.len() == callbacks.len()).then_some(())
+        })
+        .await;
         server.clock.advance(4 * HOUR);
         settled(&server, &org, &endpoint).await;
     }
@@ -275,14 +293,7 @@ async fn a_crash_between_commit_and_delivery_loses_no_event(backend: Backend) {
         let received = receiver.wait_for(event, 1, WAIT).await;
         assert_eq!(received.len(), 1, "{event}");
     }
-    common::eventually("the outbox empties", WAIT, || async {
-        outbox_items(&server.app)
-            .await
-            .iter()
-            .all(|item| item.doc["organization_id"] != org.id.as_str())
-            .then_some(())
-    })
-    .await;
+    outbox_drained(&server.app, &org).await;
     for event in ["callback.scheduled", "callback.cancelled"] {
         assert_eq!(receiver.of_type(event).len(), 1, "{event} once");
     }
@@ -602,6 +613,12 @@ async fn three_days_of_failures_disable_an_endpoint() {
         disabled["disabled_reason"],
         format!("failing since {}", format_timestamp(first_failure))
     );
+    // The jump woke the retries of all six earlier events, and the seventh event is fanned
+    // out meanwhile; tries already under way still go to the endpoint they read as active.
+    // Wait for them: the event handed out (its outbox item is removed once its tries are
+    // logged, or at once if the endpoint was disabled first) and no retry due.
+    outbox_drained(&server.app, &org).await;
+    settled(&server, &org, &endpoint).await;
     // Nothing more is sent to it, and what was waiting fails without a try.
     let sent = dead.deliveries().len();
     schedule(&server, &org, &flow).await;
@@ -807,6 +824,8 @@ async fn the_log_pages_filters_and_keeps_organizations_apart(backend: Backend) {
     for _ in 0..13 {
         ids.push(schedule(&server, &org, &flow).await);
     }
+    // "Newest" is to the millisecond: the cancellation must not share the last one's.
+    server.clock.advance(SignedDuration::from_millis(1));
     org.post(&format!("/v1/callbacks/{}/cancel", ids[0]), json!({}))
         .await
         .expect(200);
@@ -924,7 +943,7 @@ on_every_store!(
 /// A table whose query of one partition fails once, as DynamoDB does under throttling.
 struct QueryFailsOnce {
     inner: Arc<dyn flowline_core::store::Table>,
-    partition: std::sync::Mutex<Option<String>>,
+    fault: PartitionFault,
 }
 
 #[async_trait::async_trait]
@@ -945,15 +964,7 @@ impl flowline_core::store::Table for QueryFailsOnce {
         &self,
         query: &Query,
     ) -> Result<Vec<flowline_core::store::Item>, flowline_core::store::StoreError> {
-        let hit = {
-            let mut partition = self.partition.lock().unwrap();
-            let hit = partition.as_deref() == Some(query.pk.as_str());
-            if hit {
-                *partition = None;
-            }
-            hit
-        };
-        if hit {
+        if self.fault.hits(query) {
             return Err(flowline_core::store::StoreError::Unavailable(
                 "injected: throughput exceeded".to_owned(),
             ));
@@ -1023,7 +1034,7 @@ async fn a_stream_batch_that_half_fails_is_retried_without_resending_what_succee
     let (store, keys) = common::tables(Backend::Memory).await;
     let table = Arc::new(QueryFailsOnce {
         inner: store,
-        partition: std::sync::Mutex::new(None),
+        fault: PartitionFault::default(),
     });
     let clock = Arc::new(TestClock::default());
     let config = Config {
@@ -1063,7 +1074,7 @@ async fn a_stream_batch_that_half_fails_is_retried_without_resending_what_succee
         receivers.push(receiver);
         orgs.push(org);
     }
-    *table.partition.lock().unwrap() = Some(format!("ORG#{}#WEBHOOKS", orgs[1].id));
+    table.fault.arm(format!("ORG#{}#WEBHOOKS", orgs[1].id));
     let batch = |records: &[Value]| -> flowline_lambda::stream::StreamBatch {
         serde_json::from_value(json!({ "Records": records })).expect("a stream batch")
     };

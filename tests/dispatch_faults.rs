@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::clock::TestClock;
+use common::faults::PartitionFault;
 use common::receiver::{Receiver, Reply};
 use common::{Backend, Org, SIGNING_KEY, TestServer};
 use flowline_adapters::webhook_http::HttpSender;
@@ -25,7 +26,7 @@ use serde_json::{Value, json};
 struct FlakyTable {
     inner: Arc<dyn Table>,
     fail_next: Mutex<Option<&'static str>>,
-    fail_next_query: Mutex<bool>,
+    fail_next_query: PartitionFault,
 }
 
 impl FlakyTable {
@@ -48,7 +49,7 @@ impl Table for FlakyTable {
         self.inner.get_many(keys).await
     }
     async fn query(&self, query: &Query) -> Result<Vec<Item>, StoreError> {
-        if std::mem::take(&mut *self.fail_next_query.lock().unwrap()) {
+        if self.fail_next_query.hits(query) {
             return Err(StoreError::Unavailable("injected fault".to_owned()));
         }
         self.inner.query(query).await
@@ -129,7 +130,7 @@ async fn rig(backend: Backend) -> Rig {
     let table = Arc::new(FlakyTable {
         inner: main,
         fail_next: Mutex::new(None),
-        fail_next_query: Mutex::new(false),
+        fail_next_query: PartitionFault::default(),
     });
     let scheduler = Arc::new(FakeScheduler::default());
     let clock = Arc::new(TestClock::default());
@@ -422,7 +423,9 @@ async fn a_store_failure_before_delivery_hands_the_callback_back_at_once(backend
         .await;
     let id = callback.expect(201)["id"].as_str().unwrap().to_owned();
     // Reading the endpoints fails: the route answers 503 and the callback is not left leased.
-    *rig.table.fail_next_query.lock().unwrap() = true;
+    rig.table
+        .fail_next_query
+        .arm(format!("ORG#{}#WEBHOOKS", org.id));
     org.post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
         .await
         .expect_error(503, "UPSTREAM_UNAVAILABLE");

@@ -11,6 +11,28 @@ use flowline_core::scheduler::{DispatchInvoker, Job, Scheduler, SchedulerError};
 use flowline_core::store::{Item, Key, Query, StoreError, Table, Write};
 use jiff::Timestamp;
 
+/// A fault armed for one partition: the next query of that partition takes it, once. Other
+/// partitions pass, so a background task (the relay polling the outbox) never takes a fault
+/// meant for the route under test.
+#[derive(Default)]
+pub struct PartitionFault(Mutex<Option<String>>);
+
+impl PartitionFault {
+    pub fn arm(&self, partition: String) {
+        *self.0.lock().unwrap() = Some(partition);
+    }
+
+    /// Whether `query` takes the fault (which is then spent).
+    pub fn hits(&self, query: &Query) -> bool {
+        let mut armed = self.0.lock().unwrap();
+        let hit = armed.as_deref() == Some(query.pk.as_str());
+        if hit {
+            *armed = None;
+        }
+        hit
+    }
+}
+
 /// A table over `inner` that fails one write on cue.
 pub struct FaultyTable {
     inner: Arc<dyn Table>,
