@@ -659,9 +659,12 @@ fn recorded_at(function: &str) -> Timestamp {
 
 /// An in-memory app whose clock stands where the callback fixtures were recorded, so their
 /// `scheduled_at` lies ahead whatever today's date, and moves only when a test moves it. The
-/// in-process scheduler's timers sleep in real time, so a schedule hours ahead never fires
-/// during a test: the test plays EventBridge Scheduler. Private targets are allowed, for the
-/// loopback receiver (and so the fixtures' example URL is not looked up in DNS).
+/// test plays EventBridge Scheduler, calling `dispatch` itself. The in-process timers wake
+/// when the clock moves too, so a schedule the test moves past also fires on its own: that is
+/// the duplicate invocation EventBridge may send, and the tests' single-threaded runtime only
+/// lets it run once the test's own call has taken the callback's lease (it then finds the work
+/// taken or done). Private targets are allowed, for the loopback receiver (and so the
+/// fixtures' example URL is not looked up in DNS).
 fn callback_app() -> (Rig, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(recorded_at("callback-create")));
     let config = Config {
