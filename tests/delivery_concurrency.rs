@@ -85,7 +85,9 @@ async fn sandboxes_share_an_endpoints_ten_places(backend: Backend) {
     let server = TestServer::start(backend).await;
     let org = server.org().await;
     let receiver = Receiver::start().await;
-    receiver.default_reply(Reply::status(200).slow(Duration::from_millis(300)));
+    // Each answer takes a second: time enough, even on a loaded emulator, for ten tries to
+    // take their slots before the first answer frees one.
+    receiver.default_reply(Reply::status(200).slow(Duration::from_secs(1)));
     let created = org
         .post(
             "/v1/webhooks",
