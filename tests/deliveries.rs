@@ -1074,7 +1074,9 @@ async fn a_stream_batch_that_half_fails_is_retried_without_resending_what_succee
         receivers.push(receiver);
         orgs.push(org);
     }
-    table.fault.arm(format!("ORG#{}#WEBHOOKS", orgs[1].id));
+    table
+        .fault
+        .arm(flowline_core::webhooks::endpoints_pk(&orgs[1].id));
     let batch = |records: &[Value]| -> flowline_lambda::stream::StreamBatch {
         serde_json::from_value(json!({ "Records": records })).expect("a stream batch")
     };

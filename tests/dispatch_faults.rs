@@ -425,7 +425,7 @@ async fn a_store_failure_before_delivery_hands_the_callback_back_at_once(backend
     // Reading the endpoints fails: the route answers 503 and the callback is not left leased.
     rig.table
         .fail_next_query
-        .arm(format!("ORG#{}#WEBHOOKS", org.id));
+        .arm(flowline_core::webhooks::endpoints_pk(&org.id));
     org.post(&format!("/v1/callbacks/{id}/dispatch"), json!({}))
         .await
         .expect_error(503, "UPSTREAM_UNAVAILABLE");

@@ -213,12 +213,13 @@ impl EndpointView {
     }
 }
 
-fn partition(organization_id: &str) -> String {
+/// The partition of an organization's endpoints (one query lists them all).
+pub fn endpoints_pk(organization_id: &str) -> String {
     format!("ORG#{organization_id}#WEBHOOKS")
 }
 
 pub fn endpoint_key(organization_id: &str, id: &str) -> Key {
-    Key::new(partition(organization_id), id)
+    Key::new(endpoints_pk(organization_id), id)
 }
 
 fn count_key(organization_id: &str) -> Key {
@@ -243,7 +244,7 @@ async fn endpoint_count(app: &App, organization_id: &str) -> Result<(u64, Expect
     let mut after = None;
     loop {
         let query = Query {
-            pk: partition(organization_id),
+            pk: endpoints_pk(organization_id),
             range: SortRange::All,
             after,
             descending: false,
@@ -538,7 +539,7 @@ pub async fn list(
         .transpose()?;
     let limit = limit as usize;
     let query = Query {
-        pk: partition(&caller.organization_id),
+        pk: endpoints_pk(&caller.organization_id),
         range: SortRange::All,
         after,
         descending: true,
@@ -568,7 +569,7 @@ pub async fn subscribers(
     let mut after = None;
     loop {
         let query = Query {
-            pk: partition(organization_id),
+            pk: endpoints_pk(organization_id),
             range: SortRange::All,
             after,
             descending: false,
